@@ -1,0 +1,128 @@
+"""The public Python face of genforge: `train()` a model, `load()` it, sample from it.
+
+    import genforge
+    model = genforge.train("vae", "mnist", "runs/vae", minutes=3)
+    images = model.sample(64, seed=0)          # (64, 1, 28, 28) floats in [0, 1]
+    z = model.encode(images); x = model.decode(z)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .data import ImageSet, load_dataset
+from .errors import GenforgeError, RunError
+from .models import GenerativeModel, build_model
+from .train import RunDir, TrainConfig
+from .train import train as train_loop
+
+
+class Model:
+    """A trained model ready for use: eval mode, no gradients, seeded sampling, batching."""
+
+    def __init__(self, module: GenerativeModel, run_config: dict, run_dir: Path | None = None):
+        self.module = module.eval()
+        self.run_config = run_config
+        self.run_dir = run_dir
+
+    @property
+    def name(self) -> str:
+        return self.module.name
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.module.config.image_shape)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def sample(self, n: int, seed: int | None = 0, labels: torch.Tensor | int | None = None,
+               batch_size: int = 1000) -> torch.Tensor:
+        """n images (N, C, H, W) in [0, 1] on the CPU. The same seed gives the same images,
+        whatever the batch size: all latent codes are drawn first, in one call."""
+        if n <= 0:
+            raise GenforgeError(f"the number of images must be positive, got {n}")
+        if labels is not None and not self.module.is_conditional:
+            raise GenforgeError(f"model {self.name!r} is not conditional; it cannot sample a given label")
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        z = self.module.latent(n, generator)
+        if isinstance(labels, int):
+            labels = torch.full((n,), labels, dtype=torch.long)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, n, batch_size):
+                lab = labels[i:i + batch_size].to(self.device) if labels is not None else None
+                out.append(self.module.generate(z[i:i + batch_size], lab).cpu())
+        return torch.cat(out)
+
+    def _autoencoder(self) -> GenerativeModel:
+        if not self.module.is_autoencoder:
+            raise GenforgeError(f"model {self.name!r} has no encoder; encode/decode need an autoencoder such as 'vae'")
+        return self.module
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Posterior means for images (N, C, H, W) in [0, 1]."""
+        with torch.inference_mode():
+            mu, _ = self._autoencoder().encode(x.to(self.device))
+        return mu
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] for latent codes."""
+        with torch.inference_mode():
+            return self._autoencoder().decode(z.to(self.device))
+
+
+def load(run_dir: str | Path, device: str = "cpu") -> Model:
+    """Loads the trained model of a run directory."""
+    run = RunDir(run_dir)
+    module, _ = run.load_model(device)
+    return Model(module, run.read_config(), run.path)
+
+
+def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = "runs/run", *,
+          steps: int | None = None, epochs: float | None = None, minutes: float | None = None,
+          seed: int = 0, batch_size: int | None = None, data_dir: str | None = None,
+          image_size: int | None = None, channels: int | None = None, device: str = "cpu",
+          resume: bool = False, progress: bool = True, report: bool = True,
+          sample_every: int = 500, log_every: int = 25, checkpoint_minutes: float = 1.0,
+          **model_config) -> Model:
+    """Trains a model on a data set into run directory `out` and returns it loaded.
+
+    With `resume=True` the model, data and budget come from `out/config.json`; budget
+    arguments given here replace the stored ones. Extra keyword arguments are fields of
+    the model's config (for example `latent_dim=32`).
+    """
+    run = RunDir(out)
+    if resume:
+        stored = run.read_config()
+        model, model_config = stored["model"], stored["model_config"]
+        d, t = stored["data"], stored["train"]
+        dataset, data_dir = d["dataset"], data_dir or d.get("data_dir")
+        image_size, channels = d["image_size"], d["channels"]
+        if steps is None and epochs is None and minutes is None:
+            steps, epochs, minutes = t["steps"], t["epochs"], t["minutes"]
+        seed, batch_size = t["seed"], t["batch_size"]
+    data = load_dataset(dataset, "train", data_dir=data_dir, image_size=image_size, channels=channels)
+    config = TrainConfig(steps=steps, epochs=epochs, minutes=minutes, batch_size=batch_size, seed=seed,
+                         device=device, sample_every=sample_every, log_every=log_every,
+                         checkpoint_minutes=checkpoint_minutes)
+    torch.manual_seed(seed)  # weight initialisation
+    module = build_model(model, **{**model_config, "image_shape": data.shape})
+    train_loop(module, data, out, config, run_info={"data": describe(data, dataset, data_dir)},
+               resume=resume, progress=progress)
+    if report:
+        from .report.run_report import write_report
+        write_report(out)
+    return load(out, device)
+
+
+def describe(data: ImageSet, dataset: str, data_dir: str | None) -> dict:
+    c, h, _ = data.shape
+    return {"dataset": dataset, "split": "train", "image_size": h, "channels": c, "num_images": len(data),
+            "classes": data.classes, "data_dir": str(data_dir) if data_dir else None}
+
+
+__all__ = ["Model", "load", "train", "RunError"]

@@ -1,0 +1,84 @@
+"""The `genforge` command. Each sub-command is one module with `add_parser()` and `run()`.
+
+This is the only place that prints for people and chooses exit codes: library errors
+(GenforgeError) become one line on stderr and exit status 2; Ctrl-C exits with 130.
+Set GENFORGE_DEBUG=1 to see the traceback behind any message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from ..errors import GenforgeError, TrainingInterrupted
+from . import data, info, sample, train
+
+COMMANDS = [data, train, sample, info]
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of usage + message
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+    parser = Parser(prog="genforge", description="Generate, edit, measure and detect images with VAEs and GANs.")
+    parser.add_argument("--version", action="version", version=f"genforge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="genforge: %(message)s")
+    debug = bool(os.environ.get("GENFORGE_DEBUG"))
+    try:
+        return args.run(args) or 0
+    except TrainingInterrupted as e:
+        print(f"genforge: {e}", file=sys.stderr)
+        return 130
+    except GenforgeError as e:
+        if debug:
+            raise
+        print(f"genforge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("genforge: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:  # disk full, permission denied, ...: the user's to fix, not a bug
+        if debug:
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        print(f"genforge: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a bug: still one line, with a way to see more
+        if debug:
+            raise
+        print(f"genforge: internal error ({type(e).__name__}: {e}); rerun with GENFORGE_DEBUG=1 "
+              "for the traceback and please report it", file=sys.stderr)
+        return 1
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value

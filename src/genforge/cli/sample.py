@@ -1,0 +1,29 @@
+"""`genforge sample RUN_DIR --n N --out PATH`: write images from a trained model."""
+
+from __future__ import annotations
+
+from .. import api
+from ..imageio import save_images
+
+
+def add_parser(sub) -> None:
+    from . import positive_int
+    p = sub.add_parser("sample", help="write images from a trained model", description=(
+        "Write N images: a folder of PNG files, or, when PATH ends in .npz, one uint8 array 'images' "
+        "of shape (N, H, W, C); with --grid, one PNG tiling them. The same seed gives the same images."))
+    p.add_argument("run_dir")
+    p.add_argument("--n", type=positive_int, default=64, help="number of images (default 64)")
+    p.add_argument("--out", required=True, help="folder, file.npz, or file.png with --grid")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--label", type=int, help="class to draw (conditional models)")
+    p.add_argument("--grid", action="store_true", help="write one grid picture")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    model = api.load(args.run_dir, args.device)
+    images = model.sample(args.n, seed=args.seed, labels=args.label)
+    path = save_images(images, args.out, grid=args.grid)
+    print(f"wrote {args.n} images to {path}")
+    return 0

@@ -1,0 +1,62 @@
+"""`genforge train`: train a model on a data set into a run directory."""
+
+from __future__ import annotations
+
+import json
+
+from .. import api
+from ..errors import GenforgeError
+from ..models import MODELS
+
+
+def add_parser(sub) -> None:
+    from . import positive_float, positive_int
+    p = sub.add_parser("train", help="train a model", description=(
+        "Train a model, writing config.json, weights (safetensors), metrics.jsonl, sample grids and "
+        "report.md into --out. Budgets are totals for the run; the first one reached ends training "
+        "(default: 5 epochs). Ctrl-C saves a checkpoint; --resume continues from it."))
+    p.add_argument("--model", choices=list(MODELS), help="model family (required unless --resume)")
+    p.add_argument("--dataset", default="fashion-mnist",
+                   help="mnist, fashion-mnist or folder:PATH (default: fashion-mnist)")
+    p.add_argument("--out", required=True, help="run directory to write")
+    budget = p.add_argument_group("budget")
+    budget.add_argument("--minutes", type=positive_float, help="wall-clock minutes of training")
+    budget.add_argument("--epochs", type=positive_float, help="passes over the training set")
+    budget.add_argument("--steps", type=positive_int, help="optimisation steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=positive_int, help="default: the model's own")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--data-dir", help="look here first for data files")
+    p.add_argument("--image-size", type=positive_int, help="resize images (default: the data's own; 32 for folders)")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (RGB)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="a model config field, e.g. --set latent_dim=32 (repeatable)")
+    p.add_argument("--sample-every", type=positive_int, default=500, help="steps between sample grids")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise GenforgeError(f"--set takes FIELD=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value  # a bare string such as likelihood=gaussian
+    return out
+
+
+def run(args) -> int:
+    if not args.resume and not args.model:
+        raise GenforgeError("--model is required for a new run (or pass --resume)")
+    model = api.train(args.model or "", args.dataset, args.out, steps=args.steps, epochs=args.epochs,
+                      minutes=args.minutes, seed=args.seed, batch_size=args.batch_size,
+                      data_dir=args.data_dir, image_size=args.image_size, channels=args.channels,
+                      device=args.device, resume=args.resume, progress=not args.no_progress,
+                      sample_every=args.sample_every, **parse_overrides(args.set))
+    print(f"trained {model.name}; report: {model.run_dir / 'report.md'}")
+    return 0

@@ -1,0 +1,92 @@
+"""The small interface between a model and everything else.
+
+A model is a config dataclass plus an `nn.Module`. The trainer only ever calls
+`configure_optimizers()` and `train_step()`; everything after training (sampling,
+evaluation, editing) calls `sample()` and, for autoencoders, `encode()` / `decode()`.
+
+Images cross this interface as float tensors (N, C, H, W) in [0, 1], always. A model
+that wants [-1, 1] (a tanh generator) converts inside; this keeps the classic
+"sigmoid decoder fed [-1, 1] data" mistake out of every caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ModelConfig:
+    """Fields every model has; each model's config adds its own."""
+
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+    latent_dim: int = 64
+    lr: float = 2e-4
+    batch_size: int = 128  # the default `train --batch-size`; a model knows what suits it
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown config field(s) {unknown} for {cls.__name__}; known: {sorted(known)}")
+        d = dict(d)
+        if "image_shape" in d:
+            d["image_shape"] = tuple(d["image_shape"])
+        return cls(**d)
+
+
+class GenerativeModel(nn.Module):
+    """Base class. Subclasses set `name`, `Config`, `is_autoencoder`, and implement `sample`."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+    is_autoencoder: ClassVar[bool] = False  # has encode() / decode()
+    is_conditional: ClassVar[bool] = False  # generate() uses labels
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+
+    # --- what the trainer calls -------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"model": torch.optim.Adam(self.parameters(), lr=self.config.lr)}
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None,
+                   optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
+        """One optimisation step on a batch; returns detached losses for logging.
+
+        Single-objective models only implement `loss`; a GAN overrides this to drive
+        its two optimisers.
+        """
+        opt = optimizers["model"]
+        losses = self.loss(x, y)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        opt.step()
+        return {k: v.detach() for k, v in losses.items()}
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        raise NotImplementedError(f"{type(self).__name__} has no single loss; it overrides train_step")
+
+    # --- what users call ----------------------------------------------------------------
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [0, 1] from latent codes (the decoder of an autoencoder)."""
+        raise NotImplementedError
+
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               labels: torch.Tensor | None = None) -> torch.Tensor:
+        """n images in [0, 1] from the prior. Call in eval mode under `torch.inference_mode()`."""
+        return self.generate(self.latent(n, generator), labels)
+
+    def latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draws n latent codes from the model's prior (standard normal)."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.config.latent_dim, generator=generator)
+        return z.to(device)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,77 @@
+"""Convolutional VAE (Kingma & Welling 2014): Gaussian encoder, Bernoulli or Gaussian decoder."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import GenerativeModel, ModelConfig
+from .blocks import channel_ladder, down_block, up_block, upsampling_plan
+
+
+@dataclass
+class VAEConfig(ModelConfig):
+    latent_dim: int = 16
+    width: int = 32
+    lr: float = 1e-3
+    batch_size: int = 128
+    likelihood: str = "bernoulli"  # or "gaussian"
+    gaussian_std: float = 0.1  # decoder std for the Gaussian likelihood
+
+
+class VAE(GenerativeModel):
+    name = "vae"
+    Config = VAEConfig
+    is_autoencoder = True
+
+    def __init__(self, config: VAEConfig):
+        super().__init__(config)
+        if config.likelihood not in ("bernoulli", "gaussian"):
+            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {config.likelihood!r}")
+        c, size, _ = config.image_shape
+        start, n = upsampling_plan(size)
+        chans = channel_ladder(config.width, n)  # low-res end first
+        self.start, self.top = start, chans[0]
+
+        downs = [c] + chans[::-1]
+        self.encoder = nn.Sequential(*[down_block(a, b) for a, b in zip(downs, downs[1:])], nn.Flatten())
+        self.to_stats = nn.Linear(self.top * start * start, 2 * config.latent_dim)
+
+        self.from_latent = nn.Linear(config.latent_dim, self.top * start * start)
+        ups = [up_block(a, b, batch_norm=False) for a, b in zip(chans, chans[1:])]
+        self.decoder = nn.Sequential(*ups, nn.ConvTranspose2d(chans[-1], c, 4, 2, 1))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of q(z | x) for images in [0, 1]."""
+        mu, logvar = self.to_stats(self.encoder(x)).chunk(2, dim=1)
+        return mu, logvar
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.from_latent(z)).view(-1, self.top, self.start, self.start)
+        return self.decoder(h)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Mean image of p(x | z), in [0, 1]."""
+        return torch.sigmoid(self.decode_logits(z))
+
+    def loss(self, x, y=None):
+        mu, logvar = self.encode(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        logits = self.decode_logits(z)
+        # Sums over pixels and latent dimensions, mean over the batch: nats per image,
+        # the unit the VAE literature reports.
+        if self.config.likelihood == "bernoulli":
+            recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
+        else:
+            s = self.config.gaussian_std
+            sq = (torch.sigmoid(logits) - x).pow(2).sum() / len(x)
+            recon = sq / (2 * s * s) + x[0].numel() * math.log(s * math.sqrt(2 * math.pi))
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum() / len(x)
+        return {"loss": recon + kl, "recon": recon, "kl": kl}
+
+    def generate(self, z, labels=None):
+        return self.decode(z)

@@ -1,0 +1,63 @@
+"""The run report: a Markdown page with the last sample grid, loss curves and throughput."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ..train.run_dir import RunDir  # noqa: E402
+
+NOT_LOSSES = {"step", "time_s", "epoch", "img_per_s"}
+
+
+def plot_losses(rows: list[dict], path: Path) -> Path | None:
+    """One panel per logged quantity against training step; None when nothing was logged."""
+    keys = [k for k in rows[0] if k not in NOT_LOSSES] if rows else []
+    if not keys:
+        return None
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
+    steps = [r["step"] for r in rows]
+    for ax, key in zip(axes[0], keys):
+        ax.plot(steps, [r.get(key, float("nan")) for r in rows], lw=1.2)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(run_dir: str | Path) -> Path:
+    run = RunDir(run_dir)
+    cfg = run.read_config()
+    rows = run.read_metrics()
+    grids = sorted(run.samples.glob("step_*.png"))
+    lines = [f"# genforge run: `{cfg['model']}` on `{cfg.get('data', {}).get('dataset', '?')}`", ""]
+    if grids:
+        shutil.copyfile(grids[-1], run.path / "samples.png")
+        lines += ["## Samples", "", f"![samples after {len(rows) and rows[-1]['step']} steps](samples.png)", ""]
+    if plot_losses(rows, run.path / "losses.png"):
+        lines += ["## Losses", "", "![loss curves](losses.png)", ""]
+    if rows:
+        last = rows[-1]
+        speeds = [r["img_per_s"] for r in rows[1:]] or [rows[0]["img_per_s"]]
+        lines += ["## Training", "", "| | |", "|---|---|",
+                  f"| steps | {last['step']} |",
+                  f"| epochs | {last['epoch']} |",
+                  f"| training time | {last['time_s'] / 60:.1f} min |",
+                  f"| images/second (median) | {sorted(speeds)[len(speeds) // 2]:.0f} |",
+                  f"| parameters | {cfg.get('parameters', '?'):,} |",
+                  f"| batch size | {cfg['train']['batch_size']} |", ""]
+        losses = {k: v for k, v in last.items() if k not in NOT_LOSSES}
+        lines += ["Last losses: " + ", ".join(f"{k} {v:.4g}" for k, v in losses.items()), ""]
+    lines += ["## Configuration", "", "```json", json.dumps(cfg, indent=2), "```", ""]
+    run.report.write_text("\n".join(lines))
+    return run.report
+

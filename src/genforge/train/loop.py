@@ -1,0 +1,187 @@
+"""The one training loop. It knows no model by name: a model brings its optimisers and its
+`train_step`; the loop brings the data, the budget, logging, checkpoints and sample grids."""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..data import ImageSet
+from ..errors import RunError, TrainingDiverged, TrainingInterrupted
+from ..models import GenerativeModel
+from ..report.grid import make_grid, save_png
+from .batches import batches, steps_per_epoch
+from .checkpoint import load_checkpoint, save_checkpoint, save_weights
+from .metrics_log import MetricsLog
+from .run_dir import RunDir
+
+
+@dataclass
+class TrainConfig:
+    steps: int | None = None  # budgets are totals over all sessions of a run; the first reached ends it
+    epochs: float | None = None
+    minutes: float | None = None
+    batch_size: int | None = None  # None: the model's own default
+    seed: int = 0
+    log_every: int = 25  # steps between loss checks (NaN), log lines and progress updates
+    sample_every: int = 500  # steps between sample grids
+    checkpoint_minutes: float = 1.0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        for name in ("steps", "epochs", "minutes", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if self.steps is None and self.epochs is None and self.minutes is None:
+            self.epochs = 5
+
+    def total_steps(self, n_images: int, batch_size: int) -> int | None:
+        limits = [self.steps] if self.steps else []
+        if self.epochs:
+            limits.append(math.ceil(self.epochs * steps_per_epoch(n_images, batch_size)))
+        return min(limits) if limits else None
+
+
+@contextmanager
+def _stop_on_sigint():
+    """Turns the first Ctrl-C into a request to stop at the next step boundary, so the
+    checkpoint written on the way out never holds a half-applied optimiser step. A second
+    Ctrl-C interrupts at once."""
+    flag = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag["stop"]:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def train(model: GenerativeModel, data: ImageSet, out_dir: str | Path, config: TrainConfig, *,
+          run_info: dict | None = None, resume: bool = False, progress: bool = True) -> dict:
+    """Trains `model` on `data`, writing a run directory; returns a summary dict.
+
+    `run_info` is stored in config.json beside the model and training config (the data
+    set's description, so `--resume` and reports can find it again).
+    """
+    run = RunDir(out_dir)
+    device = torch.device(config.device)
+    model.to(device).train()
+    batch_size = config.batch_size or model.config.batch_size
+    if batch_size > len(data):
+        raise RunError(f"batch size {batch_size} is larger than the data set ({len(data)} images)")
+    optimizers = model.configure_optimizers()
+
+    if resume:
+        if not run.checkpoint.exists():
+            raise RunError(f"nothing to resume: {run.checkpoint} does not exist")
+        state = load_checkpoint(run.checkpoint, model, optimizers)
+    else:
+        if run.checkpoint.exists():
+            raise RunError(f"{run.path} already holds a trained run; use --resume to continue it or choose another --out")
+        torch.manual_seed(config.seed)
+        state = {"step": 0, "elapsed_s": 0.0, "images_seen": 0}
+    run.write_config({
+        "genforge_version": _version(),
+        "model": model.name,
+        "model_config": asdict(model.config),
+        "parameters": model.num_parameters(),
+        **(run_info or {}),
+        "train": {**asdict(config), "batch_size": batch_size},
+    })
+    run.samples.mkdir(parents=True, exist_ok=True)
+
+    total = config.total_steps(len(data), batch_size)
+    budget_s = config.minutes * 60 if config.minutes else math.inf
+    log = MetricsLog(run.metrics, tensorboard_dir=run.path / "tensorboard")
+    fixed = torch.Generator().manual_seed(config.seed)  # same noise for every grid of a run
+    fixed_z_seed = fixed.initial_seed()
+    bar = tqdm(total=total, initial=state["step"], disable=not progress, unit="step", dynamic_ncols=True,
+               desc=f"{model.name} on {data.name or 'data'}")
+
+    def checkpoint(last_losses: dict) -> None:
+        state["losses"] = last_losses
+        save_weights(run.weights, model, {"step": str(state["step"])})
+        save_checkpoint(run.checkpoint, model, optimizers, state)
+
+    def sample_grid() -> None:
+        model.eval()
+        with torch.inference_mode():
+            images = model.sample(64, generator=torch.Generator().manual_seed(fixed_z_seed))
+        model.train()
+        save_png(make_grid(images, nrow=8), run.samples / f"step_{state['step']:07d}.png")
+
+    sums: dict[str, torch.Tensor] = {}
+    count, last_losses = 0, state.get("losses", {})
+    t_session = t_window = time.perf_counter()
+    elapsed_at_start = state["elapsed_s"]
+    last_ckpt = t_session
+    stream = batches(data, batch_size, config.seed, start_step=state["step"], device=device)
+    try:
+        with _stop_on_sigint() as sigint:
+            while True:
+                x, y = next(stream)
+                losses = model.train_step(x, y, optimizers)
+                for k, v in losses.items():
+                    sums[k] = sums[k] + v if k in sums else v.clone()
+                count += 1
+                state["step"] += 1
+                state["images_seen"] += len(x)
+                now = time.perf_counter()
+                state["elapsed_s"] = elapsed_at_start + now - t_session
+                done = (total is not None and state["step"] >= total) or state["elapsed_s"] >= budget_s
+                stopping = done or sigint["stop"]
+                if count < config.log_every and not stopping:
+                    continue
+                # Check and log: the only host sync, once per `log_every` steps.
+                last_losses = {k: (v / count).item() for k, v in sums.items()}
+                bad = [k for k, v in last_losses.items() if not math.isfinite(v)]
+                row = {"step": state["step"], "time_s": round(state["elapsed_s"], 2),
+                       "epoch": round(state["images_seen"] / len(data), 3), **last_losses,
+                       "img_per_s": round(count * batch_size / max(now - t_window, 1e-9), 1)}
+                log.write(row)
+                if bad:
+                    raise TrainingDiverged(
+                        f"{bad[0]} became {last_losses[bad[0]]} by step {state['step']}; training stopped and "
+                        f"the last good checkpoint in {run.path} was kept (lower the learning rate and --resume)")
+                bar.update(state["step"] - bar.n)
+                bar.set_postfix({**{k: f"{v:.3g}" for k, v in last_losses.items()},
+                                 "img/s": f"{row['img_per_s']:.0f}"}, refresh=False)
+                sums, count, t_window = {}, 0, time.perf_counter()
+                if state["step"] % config.sample_every < config.log_every or done:
+                    sample_grid()
+                if stopping or now - last_ckpt >= config.checkpoint_minutes * 60:
+                    checkpoint(last_losses)
+                    last_ckpt = time.perf_counter()
+                if sigint["stop"] and not done:
+                    raise TrainingInterrupted(
+                        f"interrupted at step {state['step']}; checkpoint saved in {run.path} "
+                        f"(continue with --resume)")
+                if done:
+                    break
+    finally:
+        bar.close()
+        log.close()
+    return {"run_dir": str(run.path), "step": state["step"], "elapsed_s": state["elapsed_s"],
+            "losses": last_losses, "batch_size": batch_size, "images_seen": state["images_seen"]}
+
+
+def _version() -> str:
+    from .. import __version__
+    return __version__

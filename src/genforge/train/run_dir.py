@@ -1,0 +1,77 @@
+"""The layout of a run directory, and reading a trained model back from one.
+
+    RUN_DIR/
+      config.json              model name and config, data, training options
+      checkpoint.safetensors   weights + optimiser + RNG + step (for --resume)
+      model.safetensors        weights only (for sampling, sharing)
+      metrics.jsonl            one line of losses and throughput per log interval
+      samples/step_XXXXXXX.png sample grids during training, from fixed noise
+      report.md, *.png         the run report
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..errors import RunError
+from ..models import GenerativeModel, build_model
+from .checkpoint import atomic_write, load_weights, read_safetensors
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    config = property(lambda self: self.path / "config.json")
+    checkpoint = property(lambda self: self.path / "checkpoint.safetensors")
+    weights = property(lambda self: self.path / "model.safetensors")
+    metrics = property(lambda self: self.path / "metrics.jsonl")
+    samples = property(lambda self: self.path / "samples")
+    report = property(lambda self: self.path / "report.md")
+
+    def is_run(self) -> bool:
+        return self.config.is_file()
+
+    def write_config(self, config: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.config, (json.dumps(config, indent=2) + "\n").encode())
+
+    def read_config(self) -> dict:
+        if not self.path.exists():
+            raise RunError(f"run directory {self.path} does not exist")
+        if not self.is_run():
+            raise RunError(f"{self.path} is not a genforge run (no config.json); train one with `genforge train`")
+        try:
+            cfg = json.loads(self.config.read_text())
+            cfg["model"], cfg["model_config"]  # noqa: B018 - the keys every run has
+        except (ValueError, KeyError, TypeError):
+            raise RunError(f"{self.config} is damaged or not a genforge run config") from None
+        return cfg
+
+    def read_metrics(self) -> list[dict]:
+        """Log lines; a line cut short by a crash is skipped."""
+        if not self.metrics.exists():
+            return []
+        rows = []
+        for line in self.metrics.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+        return rows
+
+    def load_model(self, device: str | torch.device = "cpu") -> tuple[GenerativeModel, dict]:
+        """The trained model in eval mode, and the metadata stored with its weights."""
+        cfg = self.read_config()
+        model = build_model(cfg["model"], **cfg["model_config"])
+        source = self.weights if self.weights.exists() else self.checkpoint
+        if not source.exists():
+            raise RunError(f"{self.path} has no weights yet (neither model.safetensors nor checkpoint.safetensors)")
+        tensors, meta = read_safetensors(source)
+        if source == self.checkpoint:
+            tensors = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        load_weights(model, tensors, source)
+        return model.to(device).eval(), meta
