@@ -34,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error already printed
+        return int(e.code or 0)
     logging.basicConfig(level=logging.INFO, format="genforge: %(message)s")
     debug = bool(os.environ.get("GENFORGE_DEBUG"))
     try:

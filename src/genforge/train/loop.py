@@ -106,6 +106,7 @@ def train(model: GenerativeModel, data: ImageSet, out_dir: str | Path, config: T
         "train": {**asdict(config), "batch_size": batch_size},
     })
     run.samples.mkdir(parents=True, exist_ok=True)
+    run.remove_stale_temp_files()
 
     total = config.total_steps(len(data), batch_size)
     budget_s = config.minutes * 60 if config.minutes else math.inf

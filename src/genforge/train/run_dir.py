@@ -51,6 +51,11 @@ class RunDir:
             raise RunError(f"{self.config} is damaged or not a genforge run config") from None
         return cfg
 
+    def remove_stale_temp_files(self) -> None:
+        """Temp files of a writer killed mid-write (never renamed, so never used)."""
+        for tmp in self.path.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
     def read_metrics(self) -> list[dict]:
         """Log lines; a line cut short by a crash is skipped."""
         if not self.metrics.exists():

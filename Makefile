@@ -1,0 +1,45 @@
+# Two commands for a fresh machine:
+#   make demo   set up, install the data, train a model for a few minutes, sample, write a report
+#   make test   set up and run the test suite
+# Options: make demo MODEL=vae DATASET=mnist MINUTES=5
+
+PYTHON  ?= python3
+VENV    ?= .venv
+MODEL   ?= dcgan
+DATASET ?= fashion-mnist
+MINUTES ?= 3
+RUN     ?= runs/demo-$(MODEL)-$(DATASET)
+BIN      = $(VENV)/bin
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test data bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch is pinned to 2.13.0 in pyproject.toml: the CPU build, not a multi-GB CUDA one.
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+# Fashion-MNIST comes from Debian's package; other data sets from genforge's own lookup
+# (--data-dir, $$GENFORGE_DATA, the cache, then the canonical mirrors).
+data: $(BIN)/.installed
+	@if [ "$(DATASET)" = fashion-mnist ] && [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+	  $(SUDO) apt-get install -y -q dataset-fashion-mnist || \
+	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; }; fi
+	$(BIN)/genforge data fetch $(DATASET)
+
+demo: data
+	rm -rf $(RUN)
+	$(BIN)/genforge train --model $(MODEL) --dataset $(DATASET) --minutes $(MINUTES) --out $(RUN)
+	$(BIN)/genforge sample $(RUN) --n 100 --grid --out $(RUN)/grid.png
+	@echo "Report: $(RUN)/report.md   (sample grid: $(RUN)/grid.png)"
+
+test: data
+	$(BIN)/python -m pytest -q
+
+bench: data
+	$(BIN)/python bench/throughput.py --write-md BENCHMARKS.md
+
+clean:
+	rm -rf $(VENV) runs build src/*.egg-info
