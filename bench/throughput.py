@@ -104,7 +104,7 @@ def curves(points: list[tuple[float, dict]]) -> dict:
     (not the other logged values, such as a discriminator's mean outputs)."""
     logged = list(points[0][1])
     keys = ["loss"] if "loss" in logged else [k for k in logged if k.startswith("loss")] or logged
-    return {k: [(round(t, 3), v) for t, v in ((t, d[k]) for t, d in points)] for k in keys}
+    return {k: [(round(t, 3), d[k]) for t, d in points] for k in keys}
 
 
 # ----------------------------------------------------------------------------------------
