@@ -267,6 +267,12 @@ def ratio_rows(results: dict[str, dict]) -> list[tuple[str, float]]:
         ours, theirs = results.get(f"genforge:{model}"), results.get(plain)
         if ours and theirs:
             rows.append((f"{model}: genforge trainer / plain loop", ours["img_per_s"] / theirs["img_per_s"]))
+    # genforge's default models against the references they replace (different networks:
+    # the point is how much more data per second, or less, the better model costs).
+    for model, reference in (("vae", "plain:ref-vae"), ("dcgan", "plain:ref-dcgan")):
+        ours, theirs = results.get(f"genforge:{model}"), results.get(reference)
+        if ours and theirs:
+            rows.append((f"{model} / {reference}", ours["img_per_s"] / theirs["img_per_s"]))
     return rows
 
 

@@ -86,6 +86,15 @@ def test_dcgan_samples_move_toward_the_data(mnist_small):
     after = distance()
     assert after < 0.3 * before, (before, after)
 
+    # Sampling happens in eval mode, on BatchNorm's running statistics; they must have
+    # settled to what the generator sees in training, or eval-mode samples look broken.
+    z = model.latent(256, torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        in_train_mode = model.generate(z)
+        model.eval()
+        in_eval_mode = model.generate(z)
+    assert (in_train_mode.mean(0) - in_eval_mode.mean(0)).abs().mean() < 0.05
+
 
 def test_tf_reference_keeps_keras_defaults():
     model = build_model("ref-dcgan")

@@ -88,12 +88,13 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
           image_size: int | None = None, channels: int | None = None, device: str = "cpu",
           resume: bool = False, progress: bool = True, report: bool = True,
           sample_every: int = 500, log_every: int = 25, checkpoint_minutes: float = 1.0,
-          **model_config) -> Model:
+          eval_every: int | None = None, eval_n: int = 2000, **model_config) -> Model:
     """Trains a model on a data set into run directory `out` and returns it loaded.
 
     With `resume=True` the model, data and budget come from `out/config.json`; budget
     arguments given here replace the stored ones. Extra keyword arguments are fields of
-    the model's config (for example `latent_dim=32`).
+    the model's config (for example `latent_dim=32`). With `eval_every`, `eval_n` samples
+    are judged against the test split every so many steps (evals.jsonl, a plot in the report).
     """
     run = RunDir(out)
     if resume:
@@ -108,15 +109,31 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
     data = load_dataset(dataset, "train", data_dir=data_dir, image_size=image_size, channels=channels)
     config = TrainConfig(steps=steps, epochs=epochs, minutes=minutes, batch_size=batch_size, seed=seed,
                          device=device, sample_every=sample_every, log_every=log_every,
-                         checkpoint_minutes=checkpoint_minutes)
+                         checkpoint_minutes=checkpoint_minutes, eval_every=eval_every)
     torch.manual_seed(seed)  # weight initialisation
     module = build_model(model, **{**model_config, "image_shape": data.shape})
-    train_loop(module, data, out, config, run_info={"data": describe(data, dataset, data_dir)},
-               resume=resume, progress=progress)
+    run_info = {"data": describe(data, dataset, data_dir)}
+    evaluate = _sample_evaluator(run_info, eval_n, seed, data_dir) if eval_every else None
+    train_loop(module, data, out, config, run_info=run_info, resume=resume, progress=progress, evaluate=evaluate)
     if report:
         from .report.run_report import write_report
         write_report(out)
     return load(out, device)
+
+
+def _sample_evaluator(run_info: dict, n: int, seed: int, data_dir: str | None):
+    """Judges n samples (fixed seed) of the model being trained against the test split."""
+    from .metrics.evaluate import evaluate_images
+    from .metrics.feature_net import load_feature_net
+
+    dataset = run_info["data"]["dataset"]
+    load_feature_net(dataset)  # fail now, not after the first eval_every steps
+
+    def evaluate(module: GenerativeModel) -> dict:
+        result = evaluate_images(Model(module, run_info).sample(n, seed=seed), dataset, data_dir=data_dir)
+        return {k: result[k] for k in ("fid", "kid", "precision", "recall", "density", "coverage",
+                                       "classifier_score", "classes_covered")}
+    return evaluate
 
 
 def describe(data: ImageSet, dataset: str, data_dir: str | None) -> dict:

@@ -32,3 +32,43 @@ def save_images(images: torch.Tensor, path: str | Path, grid: bool = False) -> P
     for i, img in enumerate(arr):
         Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(path / f"{i:0{width}d}.png")
     return path
+
+
+def load_images(path: str | Path, image_size: int, channels: int) -> torch.Tensor:
+    """uint8 images (N, C, H, W) from a folder of PNG/JPEG files or an `.npz` holding `images`
+    (N, H, W[, C]) uint8; images of another size or mode are converted, with a notice."""
+    import logging
+
+    import torch.nn.functional as F
+
+    from .data import load_folder
+    from .errors import DataError
+
+    path = Path(path)
+    if path.is_dir():
+        return load_folder(path, image_size, channels).images
+    if path.suffix.lower() != ".npz":
+        raise DataError(f"{path}: give a folder of images or an .npz file with an array 'images'")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arr = z["images"]
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist") from None
+    except KeyError:
+        raise DataError(f"{path} has no array named 'images'") from None
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path} is not a readable .npz file ({e})") from None
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    if arr.ndim != 4 or arr.shape[-1] not in (1, 3) or arr.dtype != np.uint8 or len(arr) == 0:
+        raise DataError(f"{path}: 'images' must be uint8 of shape (N, H, W, C) with C 1 or 3, "
+                        f"got {arr.dtype} {arr.shape}")
+    x = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+    if x.shape[1] != channels:
+        logging.getLogger(__name__).info("%s: converting %d-channel images to %d", path, x.shape[1], channels)
+        x = x.float().mean(1, keepdim=True) if channels == 1 else x.float().repeat(1, 3, 1, 1)
+    if x.shape[-1] != image_size or x.shape[-2] != image_size:
+        logging.getLogger(__name__).info("%s: resizing %dx%d images to %dx%d", path, x.shape[-2], x.shape[-1],
+                                         image_size, image_size)
+        x = F.interpolate(x.float(), size=(image_size, image_size), mode="bilinear", antialias=True)
+    return x.round().clamp(0, 255).to(torch.uint8) if x.is_floating_point() else x

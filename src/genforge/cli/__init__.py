@@ -14,8 +14,9 @@ import sys
 
 from ..errors import GenforgeError, TrainingInterrupted
 from . import data, info, sample, train
+from . import eval as eval_  # the module is named after its command
 
-COMMANDS = [data, train, sample, info]
+COMMANDS = [data, train, sample, eval_, info]
 
 
 class Parser(argparse.ArgumentParser):

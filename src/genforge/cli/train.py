@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="a model config field, e.g. --set latent_dim=32 (repeatable)")
     p.add_argument("--sample-every", type=positive_int, default=500, help="steps between sample grids")
+    p.add_argument("--eval-every", type=positive_int, help="steps between evaluations of samples "
+                   "(FID etc. against the test split; needs the data set's feature network)")
+    p.add_argument("--eval-n", type=positive_int, default=2000, help="samples per evaluation (default 2000)")
     p.add_argument("--log-every", type=positive_int, default=25, help="steps between log lines and NaN checks")
     p.add_argument("--checkpoint-minutes", type=positive_float, default=1.0, help="minutes between checkpoints")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -60,6 +63,7 @@ def run(args) -> int:
                       data_dir=args.data_dir, image_size=args.image_size, channels=args.channels,
                       device=args.device, resume=args.resume, progress=not args.no_progress,
                       sample_every=args.sample_every, log_every=args.log_every,
-                      checkpoint_minutes=args.checkpoint_minutes, **parse_overrides(args.set))
+                      checkpoint_minutes=args.checkpoint_minutes, eval_every=args.eval_every,
+                      eval_n=args.eval_n, **parse_overrides(args.set))
     print(f"trained {model.name}; report: {model.run_dir / 'report.md'}")
     return 0

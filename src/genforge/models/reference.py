@@ -46,8 +46,15 @@ class RefVAE(GenerativeModel):
         h = F.relu(self.fc1(x.flatten(1)))
         return self.fc21(h), self.fc22(h)
 
+    def decode_logits(self, z):
+        return self.fc4(F.relu(self.fc3(z))).view(-1, *self.config.image_shape)
+
     def decode(self, z):
-        return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))).view(-1, *self.config.image_shape)
+        return torch.sigmoid(self.decode_logits(z))
+
+    def log_likelihood(self, x, z):
+        """log p(x | z) of each image under the Bernoulli decoder."""
+        return -F.binary_cross_entropy_with_logits(self.decode_logits(z), x, reduction="none").flatten(1).sum(1)
 
     def loss(self, x, y=None):
         mu, logvar = self.encode(x)

@@ -58,18 +58,21 @@ class VAE(GenerativeModel):
         """Mean image of p(x | z), in [0, 1]."""
         return torch.sigmoid(self.decode_logits(z))
 
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x | z) of each image, in nats (the decoder's likelihood)."""
+        logits = self.decode_logits(z)
+        if self.config.likelihood == "bernoulli":
+            return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+        s = self.config.gaussian_std
+        sq = (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1)
+        return -sq / (2 * s * s) - x[0].numel() * math.log(s * math.sqrt(2 * math.pi))
+
     def loss(self, x, y=None):
         mu, logvar = self.encode(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        logits = self.decode_logits(z)
         # Sums over pixels and latent dimensions, mean over the batch: nats per image,
         # the unit the VAE literature reports.
-        if self.config.likelihood == "bernoulli":
-            recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
-        else:
-            s = self.config.gaussian_std
-            sq = (torch.sigmoid(logits) - x).pow(2).sum() / len(x)
-            recon = sq / (2 * s * s) + x[0].numel() * math.log(s * math.sqrt(2 * math.pi))
+        recon = -self.log_likelihood(x, z).mean()
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum() / len(x)
         return {"loss": recon + kl, "recon": recon, "kl": kl}
 

@@ -34,6 +34,29 @@ def plot_losses(rows: list[dict], path: Path) -> Path | None:
     return path
 
 
+def plot_evals(rows: list[dict], path: Path) -> Path | None:
+    """FID, and precision/recall, against minutes of training (train --eval-every)."""
+    if not rows:
+        return None
+    minutes = [r["time_s"] / 60 for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7.5, 2.8))
+    ax1.plot(minutes, [r["fid"] for r in rows], marker="o", lw=1.2)
+    ax1.set_yscale("log")
+    ax1.set_title("FID (lower is better)")
+    for key in ("precision", "recall", "coverage"):
+        ax2.plot(minutes, [r[key] for r in rows], marker="o", lw=1.2, label=key)
+    ax2.set_ylim(0, 1)
+    ax2.legend(fontsize=8)
+    ax2.set_title("precision / recall / coverage")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("training minutes")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_report(run_dir: str | Path) -> Path:
     run = RunDir(run_dir)
     cfg = run.read_config()
@@ -45,6 +68,12 @@ def write_report(run_dir: str | Path) -> Path:
         lines += ["## Samples", "", f"![samples after {len(rows) and rows[-1]['step']} steps](samples.png)", ""]
     if plot_losses(rows, run.path / "losses.png"):
         lines += ["## Losses", "", "![loss curves](losses.png)", ""]
+    evals = run.read_metrics(evals=True)
+    if plot_evals(evals, run.path / "evals.png"):
+        last = evals[-1]
+        lines += ["## Quality during training", "", "![metrics against training time](evals.png)", "",
+                  f"Last evaluation (step {last['step']}): FID {last['fid']:.3g}, precision {last['precision']:.3f}, "
+                  f"recall {last['recall']:.3f}, classes covered {last['classes_covered']}", ""]
     if rows:
         last = rows[-1]
         speeds = [r["img_per_s"] for r in rows[1:]] or [rows[0]["img_per_s"]]

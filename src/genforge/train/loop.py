@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import threading
@@ -10,6 +11,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from collections.abc import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -34,6 +37,7 @@ class TrainConfig:
     log_every: int = 25  # steps between loss checks (NaN), log lines and progress updates
     sample_every: int = 500  # steps between sample grids
     checkpoint_minutes: float = 1.0
+    eval_every: int | None = None  # steps between evaluations (needs an `evaluate` function)
     device: str = "cpu"
 
     def __post_init__(self):
@@ -74,11 +78,14 @@ def _stop_on_sigint():
 
 
 def train(model: GenerativeModel, data: ImageSet, out_dir: str | Path, config: TrainConfig, *,
-          run_info: dict | None = None, resume: bool = False, progress: bool = True) -> dict:
+          run_info: dict | None = None, resume: bool = False, progress: bool = True,
+          evaluate: Callable[[GenerativeModel], dict] | None = None) -> dict:
     """Trains `model` on `data`, writing a run directory; returns a summary dict.
 
     `run_info` is stored in config.json beside the model and training config (the data
-    set's description, so `--resume` and reports can find it again).
+    set's description, so `--resume` and reports can find it again). `evaluate`, called in
+    eval mode every `config.eval_every` steps, returns metrics for `evals.jsonl`; it must
+    draw its randomness from its own generators, so that evaluating never changes training.
     """
     run = RunDir(out_dir)
     device = torch.device(config.device)
@@ -111,20 +118,32 @@ def train(model: GenerativeModel, data: ImageSet, out_dir: str | Path, config: T
     total = config.total_steps(len(data), batch_size)
     budget_s = config.minutes * 60 if config.minutes else math.inf
     log = MetricsLog(run.metrics, tensorboard_dir=run.path / "tensorboard")
-    fixed = torch.Generator().manual_seed(config.seed)  # same noise for every grid of a run
-    fixed_z_seed = fixed.initial_seed()
-    bar = tqdm(total=total, initial=state["step"], disable=not progress, unit="step", dynamic_ncols=True,
-               desc=f"{model.name} on {data.name or 'data'}")
+    # The bar counts steps when the budget is in steps or epochs, else seconds of training.
+    by_time = total is None
+    bar = tqdm(total=round(budget_s) if by_time else total, disable=not progress, dynamic_ncols=True,
+               unit="s" if by_time else "step", desc=f"{model.name} on {data.name or 'data'}",
+               initial=round(state["elapsed_s"]) if by_time else state["step"])
 
     def checkpoint(last_losses: dict) -> None:
         state["losses"] = last_losses
         save_weights(run.weights, model, {"step": str(state["step"])})
         save_checkpoint(run.checkpoint, model, optimizers, state)
 
+    def run_evaluation() -> None:
+        nonlocal t_session
+        started = time.perf_counter()
+        model.eval()
+        result = evaluate(model)
+        model.train()
+        t_session += time.perf_counter() - started  # measuring is not training: keep it off the budget
+        with open(run.evals, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": state["step"], "time_s": round(state["elapsed_s"], 2), **result}) + "\n")
+
     def sample_grid() -> None:
         model.eval()
         with torch.inference_mode():
-            images = model.sample(64, generator=torch.Generator().manual_seed(fixed_z_seed))
+            # The same noise for every grid of a run, so grids show training, not luck.
+            images = model.sample(64, generator=torch.Generator().manual_seed(config.seed))
         model.train()
         save_png(make_grid(images, nrow=8), run.samples / f"step_{state['step']:07d}.png")
 
@@ -161,15 +180,17 @@ def train(model: GenerativeModel, data: ImageSet, out_dir: str | Path, config: T
                     raise TrainingDiverged(
                         f"{bad[0]} became {last_losses[bad[0]]} by step {state['step']}; training stopped and "
                         f"the last good checkpoint in {run.path} was kept (lower the learning rate and --resume)")
-                bar.update(state["step"] - bar.n)
                 bar.set_postfix({**{k: f"{v:.3g}" for k, v in last_losses.items()},
-                                 "img/s": f"{row['img_per_s']:.0f}"}, refresh=False)
-                sums, count, t_window = {}, 0, time.perf_counter()
+                                 "img/s": f"{row['img_per_s']:.0f}", "step": state["step"]}, refresh=False)
+                bar.update(min(round(state["elapsed_s"]), bar.total) - bar.n if by_time else state["step"] - bar.n)
                 if state["step"] % config.sample_every < config.log_every or done:
                     sample_grid()
+                if evaluate and config.eval_every and (state["step"] % config.eval_every < config.log_every or done):
+                    run_evaluation()
                 if stopping or now - last_ckpt >= config.checkpoint_minutes * 60:
                     checkpoint(last_losses)
                     last_ckpt = time.perf_counter()
+                sums, count, t_window = {}, 0, time.perf_counter()
                 if sigint["stop"] and not done:
                     raise TrainingInterrupted(
                         f"interrupted at step {state['step']}; checkpoint saved in {run.path} "

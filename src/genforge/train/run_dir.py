@@ -5,6 +5,7 @@
       checkpoint.safetensors   weights + optimiser + RNG + step (for --resume)
       model.safetensors        weights only (for sampling, sharing)
       metrics.jsonl            one line of losses and throughput per log interval
+      evals.jsonl              metrics of samples during training (train --eval-every)
       samples/step_XXXXXXX.png sample grids during training, from fixed noise
       report.md, *.png         the run report
 """
@@ -29,6 +30,7 @@ class RunDir:
     checkpoint = property(lambda self: self.path / "checkpoint.safetensors")
     weights = property(lambda self: self.path / "model.safetensors")
     metrics = property(lambda self: self.path / "metrics.jsonl")
+    evals = property(lambda self: self.path / "evals.jsonl")
     samples = property(lambda self: self.path / "samples")
     report = property(lambda self: self.path / "report.md")
 
@@ -56,12 +58,13 @@ class RunDir:
         for tmp in self.path.glob(".*.tmp"):
             tmp.unlink(missing_ok=True)
 
-    def read_metrics(self) -> list[dict]:
-        """Log lines; a line cut short by a crash is skipped."""
-        if not self.metrics.exists():
+    def read_metrics(self, evals: bool = False) -> list[dict]:
+        """Log lines (of evals.jsonl with `evals`); a line cut short by a crash is skipped."""
+        path = self.evals if evals else self.metrics
+        if not path.exists():
             return []
         rows = []
-        for line in self.metrics.read_text().splitlines():
+        for line in path.read_text().splitlines():
             try:
                 rows.append(json.loads(line))
             except ValueError:

@@ -1,0 +1,86 @@
+"""How long a full evaluation takes: 10k samples of a trained model, every metric, against
+the test split (the real side cached, as it is after the first evaluation of a data set).
+
+    python bench/eval_speed.py RUN_DIR [RUN_DIR ...] [--n 10000] [--write-md BENCHMARKS.md]
+
+Each run is evaluated twice: first with an empty feature cache (real features and the floor
+computed), then warm. The table keeps the metrics too, so it doubles as a quality table of
+the runs given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import genforge
+from genforge.metrics.evaluate import evaluate_model
+
+MD_START, MD_END = "<!-- eval-speed:start -->", "<!-- eval-speed:end -->"
+SHOW = ("fid", "kid", "precision", "recall", "density", "coverage", "classifier_score", "classes_covered",
+        "recon_ssim", "nll")
+
+
+def timed(run_dir: str, n: int) -> tuple[dict, float, float]:
+    model = genforge.load(run_dir)
+    saved = os.environ.get("GENFORGE_CACHE")
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["GENFORGE_CACHE"] = cache  # an empty cache: nothing decoded or embedded yet
+        t = time.perf_counter()
+        evaluate_model(model, n=n)
+        cold = time.perf_counter() - t
+    if saved is None:
+        os.environ.pop("GENFORGE_CACHE")
+    else:
+        os.environ["GENFORGE_CACHE"] = saved
+    t = time.perf_counter()
+    result = evaluate_model(model, n=n)
+    warm = time.perf_counter() - t
+    return result, cold, warm
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--n", type=int, default=10_000)
+    p.add_argument("--write-md", type=Path)
+    args = p.parse_args()
+    lines = [MD_START, "## Evaluation: time and metrics", "",
+             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+             f"- machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+             f"{torch.get_num_threads()} torch threads, cpu",
+             f"- command: `python {' '.join(shlex.quote(a) for a in sys.argv)}`",
+             f"- {args.n} samples per run against the test split; cold = empty feature cache (real "
+             "features and floor computed), warm = cached; both include sampling", "",
+             "| run | model | cold s | warm s | " + " | ".join(SHOW) + " |",
+             "|---|---|---:|---:|" + "---:|" * len(SHOW)]
+    floor = None
+    for run in args.runs:
+        result, cold, warm = timed(run, args.n)
+        floor = result["floor"]
+        cells = [f"{result[k]:.3g}" if k in result else "-" for k in SHOW]
+        lines.append(f"| {run} | {result['model']} | {cold:.1f} | {warm:.1f} | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    lines += ["", "Real floor (10k train vs test): " + ", ".join(f"{k} {v:.3g}" for k, v in floor.items()), MD_END]
+    if args.write_md:
+        text = args.write_md.read_text() if args.write_md.exists() else "# Benchmarks\n"
+        block = "\n".join(lines)
+        if MD_START in text and MD_END in text:
+            head, rest = text.split(MD_START, 1)
+            text = head + block + rest.split(MD_END, 1)[1]
+        else:
+            text = text.rstrip("\n") + "\n\n" + block + "\n"
+        args.write_md.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""`genforge eval`: judge a trained model or any set of images, or train a feature network."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from ..errors import GenforgeError
+
+ORDER = ["fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classifier_score",
+         "classes_covered", "class_kl", "conditional_accuracy", "recon_mse", "recon_psnr", "recon_ssim", "nll"]
+
+
+def add_parser(sub) -> None:
+    from . import positive_float, positive_int
+    p = sub.add_parser("eval", help="measure a model or a set of images", description=(
+        "genforge eval RUN_DIR: sample --n images and report FID, KID, precision/recall, density/coverage, "
+        "the classifier score and class coverage against the test split, beside the real-vs-real floor "
+        "(and reconstruction and likelihood for autoencoders). "
+        "genforge eval --images PATH --dataset NAME: the same for a PNG folder or an .npz of images. "
+        "genforge eval train-features --dataset NAME: train the data set's feature network."))
+    p.add_argument("target", nargs="?", help="RUN_DIR, or the word train-features")
+    p.add_argument("--images", help="a folder of PNG/JPEG images or an .npz with an array 'images'")
+    p.add_argument("--dataset", help="data set to compare with (for --images and train-features)")
+    p.add_argument("--n", type=positive_int, default=10_000, help="images to sample (default 10000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="also write the results as JSON to this file")
+    p.add_argument("--data-dir", help="look here first for data files")
+    p.add_argument("--nll-images", type=int, default=1000, help="test images for the likelihood estimate (0: skip)")
+    p.add_argument("--nll-k", type=positive_int, default=100, help="importance samples per image")
+    p.add_argument("--epochs", type=positive_float, default=8, help="train-features: epochs")
+    p.add_argument("--out", help="train-features: directory for the weights (default: the package's)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    if args.target == "train-features":
+        return train_features(args)
+    from ..metrics.evaluate import evaluate_images, evaluate_model
+    if args.images:
+        if args.target or not args.dataset:
+            raise GenforgeError("--images takes --dataset NAME and no RUN_DIR")
+        from ..imageio import load_images
+        from ..metrics.feature_net import load_feature_net
+        net, _ = load_feature_net(args.dataset)
+        images = load_images(args.images, net.config.image_size, net.config.in_channels)
+        result = evaluate_images(images, args.dataset, data_dir=args.data_dir)
+    elif args.target:
+        from .. import api
+        result = evaluate_model(api.load(args.target), n=args.n, seed=args.seed, data_dir=args.data_dir,
+                                nll_images=args.nll_images, nll_k=args.nll_k)
+    else:
+        raise GenforgeError("give a RUN_DIR, --images PATH --dataset NAME, or train-features --dataset NAME")
+    print(table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def table(result: dict) -> str:
+    floor = result.get("floor", {})
+    lines = [f"{result.get('n_fake')} images against {result.get('n_real')} real test images "
+             f"(feature network: {result['feature_net']['dataset']}, "
+             f"test accuracy {result['feature_net']['test_accuracy']:.2%})",
+             f"{'metric':20s} {'value':>10s} {'real floor':>11s}"]
+    for key in ORDER:
+        if key in result:
+            lines.append(f"{key:20s} {_fmt(result[key]):>10s} {_fmt(floor[key]) if key in floor else '':>11s}")
+    if "nll" in result:
+        lines.append(f"(nll: nats, k={result['nll_k']} on {result['nll_images']} test images, "
+                     f"binarised by {result['nll_binarisation']})")
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.4g}" if math.isfinite(v) else str(v)
+
+
+def train_features(args) -> int:
+    if not args.dataset:
+        raise GenforgeError("train-features needs --dataset NAME")
+    from ..metrics.feature_net import WEIGHTS_DIR, save_feature_net
+    from ..metrics.train_features import train_feature_net
+    net, card = train_feature_net(args.dataset, epochs=args.epochs, seed=args.seed, data_dir=args.data_dir)
+    path = save_feature_net(net, Path(args.out) if args.out else WEIGHTS_DIR, args.dataset, card)
+    print(f"test accuracy {card['test_accuracy']:.2%}; wrote {path} and its card")
+    return 0

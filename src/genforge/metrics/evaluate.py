@@ -1,0 +1,178 @@
+"""The evaluation pipeline: images -> features (once) -> every metric, beside the floor.
+
+The floor is what real images score against real images with the same network: a random 10k
+of the train split against the test split. A generator's FID means little without it.
+Real-side features and the floor depend only on the feature network and the data, so they
+are computed once and cached on disk under a hash of both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data import cache_dir, load_dataset
+from ..errors import GenforgeError
+from .classifier_score import ClassHistogram, ClassifierScore, ConditionalAccuracy
+from .density_coverage import DensityCoverage
+from .feature_net import FeatureNet, load_feature_net
+from .fid import FID
+from .kid import KID
+from .precision_recall import PrecisionRecall
+
+FLOOR_N = 10_000
+SET_METRICS = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage")
+
+
+@dataclass
+class Embedding:
+    features: torch.Tensor  # (N, D) penultimate-layer features
+    probs: torch.Tensor  # (N, K) class probabilities
+
+
+@torch.inference_mode()
+def embed(net: FeatureNet, images: torch.Tensor, batch_size: int = 500) -> Embedding:
+    """Features and class probabilities of uint8 images (N, C, H, W) or floats in [0, 1]."""
+    c, s = net.config.in_channels, net.config.image_size
+    if images.ndim != 4 or tuple(images.shape[1:]) != (c, s, s):
+        raise GenforgeError(f"images of shape {tuple(images.shape[1:])} cannot be judged by a feature network "
+                            f"for {c}x{s}x{s} images")
+    feats, probs = [], []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size]
+        x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
+        f, logits = net.features_and_logits(x)
+        feats.append(f)
+        probs.append(F.softmax(logits.double(), 1).float())
+    return Embedding(torch.cat(feats), torch.cat(probs))
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for p in parts:
+        h.update(p)
+    return h.hexdigest()
+
+
+def net_digest(net: FeatureNet) -> str:
+    return _digest(*(k.encode() + v.numpy().tobytes() for k, v in sorted(net.state_dict().items())))
+
+
+def _atomic_save(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def real_split(dataset: str, split: str, n: int | None = None, data_dir=None):
+    """Images and labels of a split, or a fixed random n of them."""
+    data = load_dataset(dataset, split, data_dir=data_dir)
+    if n is not None and n < len(data):
+        data = data.subset(torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:n])
+    return data
+
+
+def real_embedding(net: FeatureNet, dataset: str, split: str, n: int | None = None, data_dir=None) -> Embedding:
+    """Embedding of a real split, cached on disk under a hash of the network and the images."""
+    data = real_split(dataset, split, n, data_dir)
+    key = _digest(net_digest(net).encode(), data.images.numpy().tobytes())
+    path = cache_dir() / "features" / f"{dataset}-{split}-{len(data)}-{key}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return Embedding(torch.from_numpy(z["features"]), torch.from_numpy(z["probs"]))
+    except (OSError, ValueError, KeyError):
+        pass  # not cached yet, or a damaged cache file: compute again
+    emb = embed(net, data.images)
+    _atomic_save(path, lambda p: np.savez(open(p, "wb"), features=emb.features.numpy(), probs=emb.probs.numpy()))
+    return emb
+
+
+def compare(fake: Embedding, real: Embedding, real_labels: torch.Tensor,
+            requested: torch.Tensor | None = None, kid_subset_size: int = 1000) -> dict:
+    """Every sample-set metric of `fake` against `real`."""
+    fid, kid = FID(), KID(subset_size=kid_subset_size)
+    pr, dc = PrecisionRecall(k=3), DensityCoverage(k=5)
+    for metric in (fid, kid, pr, dc):
+        metric.update(real.features, real=True)
+        metric.update(fake.features, real=False)
+    num_classes = real.probs.shape[1]
+    real_dist = torch.bincount(real_labels, minlength=num_classes).double()
+    score, hist = ClassifierScore(), ClassHistogram(num_classes, real_distribution=real_dist / real_dist.sum())
+    score.update(fake.probs)
+    hist.update(fake.probs)
+    out = {"fid": fid.compute(), **kid.compute(), **pr.compute(), **dc.compute(), **score.compute(), **hist.compute()}
+    if requested is not None:
+        acc = ConditionalAccuracy(num_classes)
+        acc.update(fake.probs, requested)
+        out.update(acc.compute())
+    return out
+
+
+def floor(net: FeatureNet, dataset: str, data_dir=None) -> dict:
+    """The set metrics of 10k real train images against the test split (cached)."""
+    test = real_split(dataset, "test", data_dir=data_dir)
+    key = _digest(net_digest(net).encode(), test.images.numpy().tobytes(), b"floor-v1")
+    path = cache_dir() / "features" / f"{dataset}-floor-{key}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    result = compare(real_embedding(net, dataset, "train", FLOOR_N, data_dir),
+                     real_embedding(net, dataset, "test", data_dir=data_dir), test.labels)
+    result = {k: result[k] for k in SET_METRICS}
+    _atomic_save(path, lambda p: p.write_text(json.dumps(result)))
+    return result
+
+
+def evaluate_images(images: torch.Tensor, dataset: str, requested: torch.Tensor | None = None,
+                    data_dir=None) -> dict:
+    """All sample metrics of `images` (uint8 or [0, 1] floats) against `dataset`'s test split."""
+    net, card = load_feature_net(dataset)
+    if len(images) < 2:
+        raise GenforgeError(f"need at least 2 images to compare distributions, got {len(images)}")
+    test = real_split(dataset, "test", data_dir=data_dir)
+    out = compare(embed(net, images), real_embedding(net, dataset, "test", data_dir=data_dir), test.labels,
+                  requested, kid_subset_size=min(1000, len(images)))
+    out["floor"] = floor(net, dataset, data_dir)
+    out["n_fake"], out["n_real"] = len(images), len(test)
+    out["feature_net"] = {"dataset": card["dataset"], "test_accuracy": card["test_accuracy"]}
+    return out
+
+
+def evaluate_model(model, n: int = 10_000, seed: int = 0, data_dir=None, nll_images: int = 1000,
+                   nll_k: int = 100) -> dict:
+    """Samples n images from a loaded model (`genforge.load`) and reports every metric that
+    applies: the sample metrics, and for autoencoders reconstruction and likelihood on the test split."""
+    from .nll import ImportanceNLL
+    from .reconstruction import ReconstructionError
+
+    dataset = model.run_config.get("data", {}).get("dataset")
+    if not dataset:
+        raise GenforgeError("the run does not say which data set it was trained on")
+    requested = None
+    if model.module.is_conditional:
+        num_classes = len(model.run_config["data"]["classes"])
+        requested = torch.arange(n) % num_classes  # balanced: every class asked for equally
+    images = model.sample(n, seed=seed, labels=requested)
+    out = {"model": model.name, "dataset": dataset, **evaluate_images(images, dataset, requested, data_dir)}
+    if model.module.is_autoencoder:
+        test = real_split(dataset, "test", data_dir=data_dir).images.float().div(255)
+        rec = ReconstructionError()
+        for i in range(0, len(test), 1000):
+            x = test[i:i + 1000]
+            rec.update(x, model.decode(model.encode(x)).cpu())
+        out.update({f"recon_{k}": v for k, v in rec.compute().items()})
+        if getattr(model.module.config, "likelihood", "bernoulli") == "bernoulli" and nll_images > 0:
+            nll = ImportanceNLL(model.module, k=nll_k, seed=seed)
+            nll.update(test[:nll_images].to(model.device))
+            out.update(nll.compute())
+            out["nll_images"] = min(nll_images, len(test))
+    return out
