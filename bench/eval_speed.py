@@ -13,17 +13,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
-import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
 
 import genforge
 from genforge.metrics.evaluate import evaluate_model
+
+from common import command, machine, write_block
 
 MD_START, MD_END = "<!-- eval-speed:start -->", "<!-- eval-speed:end -->"
 SHOW = ("fid", "kid", "precision", "recall", "density", "coverage", "classifier_score", "classes_covered",
@@ -56,9 +54,8 @@ def main() -> None:
     args = p.parse_args()
     lines = [MD_START, "## Evaluation: time and metrics", "",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-             f"- machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-             f"{torch.get_num_threads()} torch threads, cpu",
-             f"- command: `python {' '.join(shlex.quote(a) for a in sys.argv)}`",
+             f"- machine: {machine()}, cpu",
+             f"- command: `{command()}`",
              f"- {args.n} samples per run against the test split; cold = empty feature cache (real "
              "features and floor computed), warm = cached; both include sampling", "",
              "| run | model | cold s | warm s | " + " | ".join(SHOW) + " |",
@@ -72,14 +69,7 @@ def main() -> None:
         print(lines[-1], flush=True)
     lines += ["", "Real floor (10k train vs test): " + ", ".join(f"{k} {v:.3g}" for k, v in floor.items()), MD_END]
     if args.write_md:
-        text = args.write_md.read_text() if args.write_md.exists() else "# Benchmarks\n"
-        block = "\n".join(lines)
-        if MD_START in text and MD_END in text:
-            head, rest = text.split(MD_START, 1)
-            text = head + block + rest.split(MD_END, 1)[1]
-        else:
-            text = text.rstrip("\n") + "\n\n" + block + "\n"
-        args.write_md.write_text(text)
+        write_block(args.write_md, "\n".join(lines), MD_START, MD_END)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -27,13 +24,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 
 import genforge  # noqa: E402
 from genforge.metrics.evaluate import evaluate_images  # noqa: E402
 from genforge.metrics.feature_net import shipped_feature_nets  # noqa: E402
 from genforge.report import make_grid  # noqa: E402
 from genforge.train import RunDir  # noqa: E402
+
+from common import command, machine, write_block  # noqa: E402
 
 EVAL_N = 10_000
 METRICS = ("fid", "kid", "precision", "recall", "density", "coverage", "classes_covered")
@@ -94,9 +92,8 @@ def markdown(results: dict[str, list[dict]], dataset: str, figure_path: Path, md
     start, end = MD_START.format(dataset), MD_END.format(dataset)
     lines = [start, f"## Sample quality against training time ({dataset})", "",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-             f"- machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-             f"{torch.get_num_threads()} torch threads, cpu",
-             f"- command: `python {' '.join(shlex.quote(a) for a in sys.argv)}`",
+             f"- machine: {machine()}, cpu",
+             f"- command: `{command()}`",
              "- each model trains alone on the machine; grids are 64 samples from the same fixed seed", "",
              f"![samples at each mark]({os.path.relpath(figure_path, md_dir)})", "",
              "| model | parameters | minutes | steps | epochs | " + " | ".join(METRICS) + " |",
@@ -112,16 +109,6 @@ def markdown(results: dict[str, list[dict]], dataset: str, figure_path: Path, md
         lines += ["", f"Metrics: {EVAL_N} samples against the {dataset} test split with genforge's shipped "
                   f"feature network; the real-vs-real FID floor (10k train vs test) is {min(floors):.3g}."]
     return "\n".join(lines + [end])
-
-
-def write_markdown(path: Path, block: str, start: str, end: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        text = head + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
 
 
 def main() -> None:
@@ -144,7 +131,7 @@ def main() -> None:
     print(f"figure: {fig_path}")
     if args.write_md:
         block = markdown(results, args.dataset, fig_path, args.write_md.resolve().parent)
-        write_markdown(args.write_md, block, MD_START.format(args.dataset), MD_END.format(args.dataset))
+        write_block(args.write_md, block, MD_START.format(args.dataset), MD_END.format(args.dataset))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import shlex
 import subprocess
@@ -32,6 +31,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from common import machine, write_block
 
 MODELS = ["vae", "dcgan", "ref-vae", "ref-dcgan"]
 PLAIN = {"ref-vae": "plain:ref-vae", "ref-dcgan": "plain:ref-dcgan"}  # model -> its plain loop
@@ -311,16 +312,6 @@ def plot_losses(results: dict[str, dict], path: Path, warmup_s: float) -> None:
     plt.close(fig)
 
 
-def machine() -> str:
-    """`uname -m` plus the CPU model, which says more; /proc/cpuinfo has it on Linux."""
-    arch = platform.processor() or platform.machine()
-    try:
-        models = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
-    except OSError:
-        models = []
-    return f"{arch}, {models[0]}" if models else arch
-
-
 def markdown_block(results: dict[str, dict], args, load_before: tuple[float, float, float]) -> str:
     threads = sorted({r["threads"] for r in results.values()})
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -329,8 +320,7 @@ def markdown_block(results: dict[str, dict], args, load_before: tuple[float, flo
         "## Training throughput (MNIST train)",
         "",
         f"- date: {date}",
-        f"- machine: {machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{'/'.join(map(str, threads))} torch threads, device {args.device}",
+        f"- machine: {machine()} (children: {'/'.join(map(str, threads))}), device {args.device}",
         f"- load average before the run: {' '.join(f'{x:.2f}' for x in load_before)}",
         f"- command: `{shlex.join(sys.orig_argv)}`",
         f"- each case trains {args.seconds:g} s in its own process; img/s leaves out the first "
@@ -339,18 +329,6 @@ def markdown_block(results: dict[str, dict], args, load_before: tuple[float, flo
         table(results),
         MD_END,
     ])
-
-
-def write_markdown(path: Path, block: str) -> None:
-    """Replaces the previous throughput block of `path`, or appends one."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = text.find(MD_START), text.find(MD_END)
-    if start != -1 and end > start:
-        text = text[:start] + block + text[end + len(MD_END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 def main() -> None:
@@ -389,7 +367,7 @@ def main() -> None:
     (args.out / "throughput.json").write_text(json.dumps(results, indent=1) + "\n")
     plot_losses(results, args.out / "throughput_losses.png", warmup_seconds(args.seconds))
     if args.write_md:
-        write_markdown(args.write_md, markdown_block(results, args, load_before))
+        write_block(args.write_md, markdown_block(results, args, load_before), MD_START, MD_END)
         print(f"\nwrote {args.write_md}")
     print(f"wrote {args.out}/throughput.json and throughput_losses.png")
     if len(results) < len(cases):

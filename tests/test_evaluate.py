@@ -10,7 +10,8 @@ import torch.nn.functional as F
 import genforge
 from genforge.cli import main
 from genforge.errors import GenforgeError
-from genforge.metrics.evaluate import embed, evaluate_images, real_embedding
+from genforge.metrics.evaluate import evaluate_images, real_embedding
+from genforge.metrics.extractors import ClassifierExtractor, get_extractor
 from genforge.metrics.feature_net import load_feature_net, shipped_feature_nets
 from genforge.metrics.fid import FID
 from genforge.metrics.nll import importance_log_likelihood
@@ -31,7 +32,7 @@ def test_shipped_feature_nets_load_and_meet_their_targets(dataset):
     net, card = load_feature_net(dataset)
     assert card["test_accuracy"] >= CARD_TARGETS[dataset]
     assert card["command"].startswith("genforge eval train-features") and "seed" in card["training"]
-    feats = embed(net, torch.zeros(3, 1, 28, 28, dtype=torch.uint8))
+    feats = ClassifierExtractor(dataset).embed(torch.zeros(3, 1, 28, 28, dtype=torch.uint8))
     assert feats.features.shape == (3, card["config"]["feature_dim"]) and feats.probs.shape == (3, 10)
 
 
@@ -44,15 +45,15 @@ def test_shipped_feature_net_accuracy_matches_its_card(dataset):
 
 
 def test_fid_grows_as_real_images_are_noised_and_blurred(mnist_test):
-    net, _ = load_feature_net("mnist")
-    real = real_embedding(net, "mnist", "test")
+    extractor = ClassifierExtractor("mnist")
+    real = real_embedding(extractor, "mnist", "test")
     x = mnist_test.images[:2000].float() / 255
     gen = torch.Generator().manual_seed(0)
 
     def fid_of(images):
         fid = FID()
         fid.update(real.features, real=True)
-        fid.update(embed(net, images.clamp(0, 1)).features, real=False)
+        fid.update(extractor.embed(images.clamp(0, 1)).features, real=False)
         return fid.compute()
 
     noised = [fid_of(x + s * torch.randn(x.shape, generator=gen)) for s in (0.0, 0.1, 0.2, 0.4)]
@@ -76,6 +77,12 @@ def test_real_images_score_like_real_images_and_one_class_covers_one(mnist_test)
 def test_wrong_images_and_missing_networks_are_clear_errors():
     with pytest.raises(GenforgeError, match="no feature network for 'cifar10'"):
         load_feature_net("cifar10")
+    with pytest.raises(GenforgeError, match="unknown feature network 'vgg'"):
+        get_extractor("vgg", "mnist")
+    try:
+        get_extractor("inception", "mnist")
+    except GenforgeError as e:  # the usual case here: no torch-fidelity, or no weights offline
+        assert "torch-fidelity" in str(e) or "pt_inception-2015-12-05" in str(e)
     with pytest.raises(GenforgeError, match="cannot be judged"):
         evaluate_images(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), "mnist")
 

@@ -360,7 +360,7 @@ def test_more_noise_lowers_ssim_and_psnr():
 
 
 def test_ssim_of_constant_images_matches_global_formula():
-    c1, c2 = 0.01**2, 0.03**2
+    c1 = 0.01**2
     for a, b in ((0.2, 0.7), (0.5, 0.5), (0.0, 1.0)):
         x, y = (torch.full((1, 1, 15, 15), v, dtype=torch.float64) for v in (a, b))
         expected = (2 * a * b + c1) / (a * a + b * b + c1)  # no variance: the contrast term is c2 / c2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import GenforgeError
 
-ORDER = ["fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classifier_score",
+ORDER = ["fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "inception_score", "classifier_score",
          "classes_covered", "class_kl", "conditional_accuracy", "recon_mse", "recon_psnr", "recon_ssim", "nll"]
 
 
@@ -25,6 +25,9 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset", help="data set to compare with (for --images and train-features)")
     p.add_argument("--n", type=positive_int, default=10_000, help="images to sample (default 10000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--features", choices=("classifier", "inception"), default="classifier",
+                   help="feature network: the data set's shipped classifier (default), or the Inception "
+                        "network of the FID convention (needs torch-fidelity and its weights)")
     p.add_argument("--json", help="also write the results as JSON to this file")
     p.add_argument("--data-dir", help="look here first for data files")
     p.add_argument("--nll-images", type=int, default=1000, help="test images for the likelihood estimate (0: skip)")
@@ -41,15 +44,15 @@ def run(args) -> int:
     if args.images:
         if args.target or not args.dataset:
             raise GenforgeError("--images takes --dataset NAME and no RUN_DIR")
+        from ..data.registry import get_spec
         from ..imageio import load_images
-        from ..metrics.feature_net import load_feature_net
-        net, _ = load_feature_net(args.dataset)
-        images = load_images(args.images, net.config.image_size, net.config.in_channels)
-        result = evaluate_images(images, args.dataset, data_dir=args.data_dir)
+        channels, size, _ = get_spec(args.dataset).shape
+        images = load_images(args.images, size, channels)
+        result = evaluate_images(images, args.dataset, data_dir=args.data_dir, features=args.features)
     elif args.target:
         from .. import api
         result = evaluate_model(api.load(args.target), n=args.n, seed=args.seed, data_dir=args.data_dir,
-                                nll_images=args.nll_images, nll_k=args.nll_k)
+                                nll_images=args.nll_images, nll_k=args.nll_k, features=args.features)
     else:
         raise GenforgeError("give a RUN_DIR, --images PATH --dataset NAME, or train-features --dataset NAME")
     print(table(result))
@@ -61,9 +64,10 @@ def run(args) -> int:
 
 def table(result: dict) -> str:
     floor = result.get("floor", {})
-    lines = [f"{result.get('n_fake')} images against {result.get('n_real')} real test images "
-             f"(feature network: {result['feature_net']['dataset']}, "
-             f"test accuracy {result['feature_net']['test_accuracy']:.2%})",
+    net = result["feature_net"]
+    about = (f"{net['dataset']} classifier, test accuracy {net['test_accuracy']:.2%}"
+             if net["network"] == "classifier" else net["weights"])
+    lines = [f"{result.get('n_fake')} images against {result.get('n_real')} real test images (features: {about})",
              f"{'metric':20s} {'value':>10s} {'real floor':>11s}"]
     for key in ORDER:
         if key in result:

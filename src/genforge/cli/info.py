@@ -18,7 +18,7 @@ def run(args) -> int:
     data, train = cfg.get("data", {}), cfg.get("train", {})
     print(f"run:        {run_dir.path}")
     print(f"model:      {cfg['model']}  ({cfg.get('parameters', 0):,} parameters)")
-    print(f"config:     " + ", ".join(f"{k}={v}" for k, v in cfg["model_config"].items()))
+    print("config:     " + ", ".join(f"{k}={v}" for k, v in cfg["model_config"].items()))
     print(f"data:       {data.get('dataset')} ({data.get('num_images')} images, "
           f"{data.get('image_size')}x{data.get('image_size')}x{data.get('channels')})")
     if rows:

@@ -11,47 +11,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..data import cache_dir, load_dataset
 from ..errors import GenforgeError
 from .classifier_score import ClassHistogram, ClassifierScore, ConditionalAccuracy
 from .density_coverage import DensityCoverage
-from .feature_net import FeatureNet, load_feature_net
+from .extractors import Embedding, get_extractor
 from .fid import FID
 from .kid import KID
 from .precision_recall import PrecisionRecall
 
 FLOOR_N = 10_000
-SET_METRICS = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage")
-
-
-@dataclass
-class Embedding:
-    features: torch.Tensor  # (N, D) penultimate-layer features
-    probs: torch.Tensor  # (N, K) class probabilities
-
-
-@torch.inference_mode()
-def embed(net: FeatureNet, images: torch.Tensor, batch_size: int = 500) -> Embedding:
-    """Features and class probabilities of uint8 images (N, C, H, W) or floats in [0, 1]."""
-    c, s = net.config.in_channels, net.config.image_size
-    if images.ndim != 4 or tuple(images.shape[1:]) != (c, s, s):
-        raise GenforgeError(f"images of shape {tuple(images.shape[1:])} cannot be judged by a feature network "
-                            f"for {c}x{s}x{s} images")
-    feats, probs = [], []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size]
-        x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
-        f, logits = net.features_and_logits(x)
-        feats.append(f)
-        probs.append(F.softmax(logits.double(), 1).float())
-    return Embedding(torch.cat(feats), torch.cat(probs))
 
 
 def _digest(*parts: bytes) -> str:
@@ -59,10 +33,6 @@ def _digest(*parts: bytes) -> str:
     for p in parts:
         h.update(p)
     return h.hexdigest()
-
-
-def net_digest(net: FeatureNet) -> str:
-    return _digest(*(k.encode() + v.numpy().tobytes() for k, v in sorted(net.state_dict().items())))
 
 
 def _atomic_save(path: Path, write) -> None:
@@ -80,35 +50,38 @@ def real_split(dataset: str, split: str, n: int | None = None, data_dir=None):
     return data
 
 
-def real_embedding(net: FeatureNet, dataset: str, split: str, n: int | None = None, data_dir=None) -> Embedding:
+def real_embedding(extractor, dataset: str, split: str, n: int | None = None, data_dir=None) -> Embedding:
     """Embedding of a real split, cached on disk under a hash of the network and the images."""
     data = real_split(dataset, split, n, data_dir)
-    key = _digest(net_digest(net).encode(), data.images.numpy().tobytes())
+    key = _digest(extractor.digest().encode(), data.images.numpy().tobytes())
     path = cache_dir() / "features" / f"{dataset}-{split}-{len(data)}-{key}.npz"
     try:
         with np.load(path, allow_pickle=False) as z:
             return Embedding(torch.from_numpy(z["features"]), torch.from_numpy(z["probs"]))
     except (OSError, ValueError, KeyError):
         pass  # not cached yet, or a damaged cache file: compute again
-    emb = embed(net, data.images)
+    emb = extractor.embed(data.images)
     _atomic_save(path, lambda p: np.savez(open(p, "wb"), features=emb.features.numpy(), probs=emb.probs.numpy()))
     return emb
 
 
 def compare(fake: Embedding, real: Embedding, real_labels: torch.Tensor,
-            requested: torch.Tensor | None = None, kid_subset_size: int = 1000) -> dict:
-    """Every sample-set metric of `fake` against `real`."""
-    fid, kid = FID(), KID(subset_size=kid_subset_size)
+            requested: torch.Tensor | None = None, class_metrics: bool = True) -> dict:
+    """Every sample-set metric of `fake` against `real` (class metrics need the data set's classifier)."""
+    fid, kid = FID(), KID()
     pr, dc = PrecisionRecall(k=3), DensityCoverage(k=5)
     for metric in (fid, kid, pr, dc):
         metric.update(real.features, real=True)
         metric.update(fake.features, real=False)
+    out = {"fid": fid.compute(), **kid.compute(), **pr.compute(), **dc.compute()}
+    if not class_metrics:
+        return out
     num_classes = real.probs.shape[1]
     real_dist = torch.bincount(real_labels, minlength=num_classes).double()
     score, hist = ClassifierScore(), ClassHistogram(num_classes, real_distribution=real_dist / real_dist.sum())
     score.update(fake.probs)
     hist.update(fake.probs)
-    out = {"fid": fid.compute(), **kid.compute(), **pr.compute(), **dc.compute(), **score.compute(), **hist.compute()}
+    out.update({**score.compute(), **hist.compute()})
     if requested is not None:
         acc = ConditionalAccuracy(num_classes)
         acc.update(fake.probs, requested)
@@ -116,39 +89,49 @@ def compare(fake: Embedding, real: Embedding, real_labels: torch.Tensor,
     return out
 
 
-def floor(net: FeatureNet, dataset: str, data_dir=None) -> dict:
+def floor(extractor, dataset: str, data_dir=None) -> dict:
     """The set metrics of 10k real train images against the test split (cached)."""
     test = real_split(dataset, "test", data_dir=data_dir)
-    key = _digest(net_digest(net).encode(), test.images.numpy().tobytes(), b"floor-v1")
+    key = _digest(extractor.digest().encode(), test.images.numpy().tobytes(), b"floor-v1")
     path = cache_dir() / "features" / f"{dataset}-floor-{key}.json"
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         pass
-    result = compare(real_embedding(net, dataset, "train", FLOOR_N, data_dir),
-                     real_embedding(net, dataset, "test", data_dir=data_dir), test.labels)
-    result = {k: result[k] for k in SET_METRICS}
+    result = compare(real_embedding(extractor, dataset, "train", FLOOR_N, data_dir),
+                     real_embedding(extractor, dataset, "test", data_dir=data_dir), test.labels,
+                     class_metrics=False)
     _atomic_save(path, lambda p: p.write_text(json.dumps(result)))
     return result
 
 
 def evaluate_images(images: torch.Tensor, dataset: str, requested: torch.Tensor | None = None,
-                    data_dir=None) -> dict:
-    """All sample metrics of `images` (uint8 or [0, 1] floats) against `dataset`'s test split."""
-    net, card = load_feature_net(dataset)
+                    data_dir=None, features: str = "classifier") -> dict:
+    """All sample metrics of `images` (uint8 or [0, 1] floats) against `dataset`'s test split.
+
+    `features`: "classifier" (the data set's shipped network; all metrics) or "inception"
+    (the FID convention's network, when available; the set metrics and the Inception Score).
+    """
+    extractor = get_extractor(features, dataset)
     if len(images) < 2:
         raise GenforgeError(f"need at least 2 images to compare distributions, got {len(images)}")
     test = real_split(dataset, "test", data_dir=data_dir)
-    out = compare(embed(net, images), real_embedding(net, dataset, "test", data_dir=data_dir), test.labels,
-                  requested, kid_subset_size=min(1000, len(images)))
-    out["floor"] = floor(net, dataset, data_dir)
+    fake = extractor.embed(images)
+    out = compare(fake, real_embedding(extractor, dataset, "test", data_dir=data_dir), test.labels,
+                  requested, class_metrics=features == "classifier")
+    if features == "inception":
+        score = ClassifierScore(splits=10)
+        score.update(fake.probs)
+        result = score.compute()
+        out["inception_score"], out["inception_score_std"] = result["classifier_score"], result["classifier_score_std"]
+    out["floor"] = floor(extractor, dataset, data_dir)
     out["n_fake"], out["n_real"] = len(images), len(test)
-    out["feature_net"] = {"dataset": card["dataset"], "test_accuracy": card["test_accuracy"]}
+    out["feature_net"] = extractor.describe()
     return out
 
 
 def evaluate_model(model, n: int = 10_000, seed: int = 0, data_dir=None, nll_images: int = 1000,
-                   nll_k: int = 100) -> dict:
+                   nll_k: int = 100, features: str = "classifier") -> dict:
     """Samples n images from a loaded model (`genforge.load`) and reports every metric that
     applies: the sample metrics, and for autoencoders reconstruction and likelihood on the test split."""
     from .nll import ImportanceNLL
@@ -162,7 +145,7 @@ def evaluate_model(model, n: int = 10_000, seed: int = 0, data_dir=None, nll_ima
         num_classes = len(model.run_config["data"]["classes"])
         requested = torch.arange(n) % num_classes  # balanced: every class asked for equally
     images = model.sample(n, seed=seed, labels=requested)
-    out = {"model": model.name, "dataset": dataset, **evaluate_images(images, dataset, requested, data_dir)}
+    out = {"model": model.name, "dataset": dataset, **evaluate_images(images, dataset, requested, data_dir, features)}
     if model.module.is_autoencoder:
         test = real_split(dataset, "test", data_dir=data_dir).images.float().div(255)
         rec = ReconstructionError()

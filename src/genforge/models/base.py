@@ -11,7 +11,7 @@ that wants [-1, 1] (a tanh generator) converts inside; this keeps the classic
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import torch

@@ -153,9 +153,10 @@ def train(model: GenerativeModel, data: ImageSet, out_dir: str | Path, config: T
     elapsed_at_start = state["elapsed_s"]
     last_ckpt = t_session
     stream = batches(data, batch_size, config.seed, start_step=state["step"], device=device)
+    already_done = (total is not None and state["step"] >= total) or state["elapsed_s"] >= budget_s
     try:
         with _stop_on_sigint() as sigint:
-            while True:
+            while not already_done:
                 x, y = next(stream)
                 losses = model.train_step(x, y, optimizers)
                 for k, v in losses.items():

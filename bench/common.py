@@ -1,0 +1,38 @@
+"""What every benchmark script shares: the machine line and BENCHMARKS.md's marked blocks."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+
+def machine() -> str:
+    """CPU model, cores and torch set-up: `uname -m` alone says too little to compare numbers."""
+    arch = platform.processor() or platform.machine()
+    try:
+        models = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+    except OSError:
+        models = []
+    cpu = f"{arch}, {models[0]}" if models else arch
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} torch threads"
+
+
+def command() -> str:
+    return shlex.join([Path(sys.executable).name, *sys.argv])
+
+
+def write_block(path: Path, block: str, start: str, end: str) -> None:
+    """Replaces the block between the markers `start` and `end` in `path`, or appends it."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    i, j = text.find(start), text.find(end)
+    if i != -1 and j > i:
+        text = text[:i] + block + text[j + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
