@@ -9,15 +9,15 @@ are computed once and cached on disk under a hash of both.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..data import cache_dir, load_dataset
 from ..errors import GenforgeError
+from ..train.checkpoint import atomic_write
 from .classifier_score import ClassHistogram, ClassifierScore, ConditionalAccuracy
 from .density_coverage import DensityCoverage
 from .extractors import Embedding, get_extractor
@@ -33,13 +33,6 @@ def _digest(*parts: bytes) -> str:
     for p in parts:
         h.update(p)
     return h.hexdigest()
-
-
-def _atomic_save(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def real_split(dataset: str, split: str, n: int | None = None, data_dir=None):
@@ -61,7 +54,10 @@ def real_embedding(extractor, dataset: str, split: str, n: int | None = None, da
     except (OSError, ValueError, KeyError):
         pass  # not cached yet, or a damaged cache file: compute again
     emb = extractor.embed(data.images)
-    _atomic_save(path, lambda p: np.savez(open(p, "wb"), features=emb.features.numpy(), probs=emb.probs.numpy()))
+    buffer = io.BytesIO()
+    np.savez(buffer, features=emb.features.numpy(), probs=emb.probs.numpy())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, buffer.getvalue())
     return emb
 
 
@@ -101,7 +97,8 @@ def floor(extractor, dataset: str, data_dir=None) -> dict:
     result = compare(real_embedding(extractor, dataset, "train", FLOOR_N, data_dir),
                      real_embedding(extractor, dataset, "test", data_dir=data_dir), test.labels,
                      class_metrics=False)
-    _atomic_save(path, lambda p: p.write_text(json.dumps(result)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(result).encode())
     return result
 
 
