@@ -120,6 +120,11 @@ def test_eval_command_on_a_run_and_on_images(vae_run, tmp_path, mnist_test, caps
     assert main(["eval", "--images", str(npz), "--dataset", "mnist", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["fid"] < r["fid"]  # real digits beat a 300-step VAE
 
+    folder = tmp_path / "pngs"
+    assert main(["sample", str(vae_run), "--n", "50", "--out", str(folder)]) == 0
+    assert main(["eval", "--images", str(folder), "--dataset", "mnist", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["n_fake"] == 50
+
 
 def test_more_importance_samples_tighten_the_likelihood(vae_run, mnist_test):
     module = genforge.load(vae_run).module
