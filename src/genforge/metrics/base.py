@@ -66,3 +66,13 @@ class RealFake:
         if len(parts) > 1:  # concatenate once, so a second compute() is free
             parts[:] = [torch.cat(parts)]
         return parts[0] if parts else torch.empty(0, self.dim or 0)
+
+
+class TwoSetMetric(Metric):
+    """A metric that keeps every real and fake feature vector until compute() (KID, k-NN metrics)."""
+
+    def reset(self) -> None:
+        self._features = RealFake()
+
+    def update(self, features, real: bool) -> None:
+        self._features.add(features, real)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import GenforgeError
-from .base import Metric, RealFake
+from .base import TwoSetMetric
 
 
 def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, degree: int, gamma: float, coef: float) -> torch.Tensor:
@@ -23,7 +23,7 @@ def mmd2_unbiased(kxx: torch.Tensor, kyy: torch.Tensor, kxy: torch.Tensor) -> fl
     return float(within - 2 * kxy.sum() / (m * m))
 
 
-class KID(Metric):
+class KID(TwoSetMetric):
     """KID on features: `update(features, real=...)`, then `compute()` -> {"kid", "kid_std"}.
 
     Each of `subsets` estimates uses `subset_size` samples a side, drawn without
@@ -42,11 +42,8 @@ class KID(Metric):
         super().__init__()
 
     def reset(self) -> None:
-        self._features = RealFake()
+        super().reset()
         self.subset_size_used: int | None = None
-
-    def update(self, features, real: bool) -> None:
-        self._features.add(features, real)
 
     def compute(self) -> dict[str, float]:
         real, fake = self._features.get(True).double(), self._features.get(False).double()

@@ -10,21 +10,15 @@ from __future__ import annotations
 
 from ..errors import GenforgeError
 from ._knn import balls_containing, knn_radii
-from .base import Metric, RealFake
+from .base import TwoSetMetric
 
 
-class PrecisionRecall(Metric):
+class PrecisionRecall(TwoSetMetric):
     """`update(features, real=...)`, then `compute()` -> {"precision", "recall"}."""
 
     def __init__(self, k: int = 3):
         self.k = k
         super().__init__()
-
-    def reset(self) -> None:
-        self._features = RealFake()
-
-    def update(self, features, real: bool) -> None:
-        self._features.add(features, real)
 
     def compute(self) -> dict[str, float]:
         real, fake = self._features.get(True), self._features.get(False)
