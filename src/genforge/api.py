@@ -63,16 +63,20 @@ class Model:
             raise GenforgeError(f"model {self.name!r} has no encoder; encode/decode need an autoencoder such as 'vae'")
         return self.module
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Posterior means for images (N, C, H, W) in [0, 1]."""
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Posterior means for images (N, C, H, W) in [0, 1] (with their labels, for a conditional model)."""
         with torch.inference_mode():
-            mu, _ = self._autoencoder().encode(x.to(self.device))
+            mu, _ = self._autoencoder().encode(x.to(self.device), _on(labels, self.device))
         return mu
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] for latent codes."""
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [0, 1] for latent codes (and labels, for a conditional model)."""
         with torch.inference_mode():
-            return self._autoencoder().decode(z.to(self.device))
+            return self._autoencoder().decode(z.to(self.device), _on(labels, self.device))
+
+
+def _on(labels: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    return None if labels is None else labels.to(device)
 
 
 def load(run_dir: str | Path, device: str = "cpu") -> Model:

@@ -45,7 +45,8 @@ class GenerativeModel(nn.Module):
     name: ClassVar[str] = ""
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     is_autoencoder: ClassVar[bool] = False  # has encode() / decode()
-    is_conditional: ClassVar[bool] = False  # generate() uses labels
+    is_conditional: ClassVar[bool] = False  # generate() uses labels (config.num_classes of them)
+    has_discriminator: ClassVar[bool] = False  # has discriminate()
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -87,6 +88,25 @@ class GenerativeModel(nn.Module):
         device = next(self.parameters()).device
         z = torch.randn(n, self.config.latent_dim, generator=generator)
         return z.to(device)
+
+    # --- what autoencoders add (is_autoencoder) ---------------------------------------
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of q(z | x) (and the label, for a conditional model)."""
+        raise NotImplementedError(f"{type(self).__name__} has no encoder")
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean image in [0, 1] of p(x | z) (and the label, for a conditional model)."""
+        raise NotImplementedError(f"{type(self).__name__} has no decoder")
+
+    # --- what GANs add (has_discriminator) ------------------------------------------------
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Realism logits (N,) for images in [0, 1]: higher means "looks real" to the critic."""
+        raise NotImplementedError(f"{type(self).__name__} has no discriminator")
+
+    def first_layer_weight(self) -> torch.Tensor | None:
+        """Weight (out_features, latent_dim) of the generator's first linear map of z, for
+        closed-form latent directions (SeFa); None where there is no such layer."""
+        return None
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

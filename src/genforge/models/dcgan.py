@@ -59,6 +59,7 @@ class Discriminator(nn.Module):
 class DCGAN(GenerativeModel):
     name = "dcgan"
     Config = DCGANConfig
+    has_discriminator = True
 
     def __init__(self, config: DCGANConfig):
         super().__init__(config)
@@ -78,6 +79,12 @@ class DCGAN(GenerativeModel):
 
     def generate(self, z, labels=None):
         return (self.generator(z) + 1) / 2
+
+    def discriminate(self, x, labels=None):
+        return self.discriminator(x * 2 - 1)
+
+    def first_layer_weight(self):
+        return self.generator.project[0].weight
 
 
 def gan_step(G: nn.Module, D: nn.Module, real: torch.Tensor, z: torch.Tensor,

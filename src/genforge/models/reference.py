@@ -42,14 +42,14 @@ class RefVAE(GenerativeModel):
         self.fc3 = nn.Linear(config.latent_dim, config.hidden)
         self.fc4 = nn.Linear(config.hidden, d)
 
-    def encode(self, x):
+    def encode(self, x, labels=None):
         h = F.relu(self.fc1(x.flatten(1)))
         return self.fc21(h), self.fc22(h)
 
     def decode_logits(self, z):
         return self.fc4(F.relu(self.fc3(z))).view(-1, *self.config.image_shape)
 
-    def decode(self, z):
+    def decode(self, z, labels=None):
         return torch.sigmoid(self.decode_logits(z))
 
     def log_likelihood(self, x, z):

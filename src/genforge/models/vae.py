@@ -45,7 +45,7 @@ class VAE(GenerativeModel):
         ups = [up_block(a, b, batch_norm=False) for a, b in zip(chans, chans[1:])]
         self.decoder = nn.Sequential(*ups, nn.ConvTranspose2d(chans[-1], c, 4, 2, 1))
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, x: torch.Tensor, labels=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of q(z | x) for images in [0, 1]."""
         mu, logvar = self.to_stats(self.encoder(x)).chunk(2, dim=1)
         return mu, logvar
@@ -54,7 +54,7 @@ class VAE(GenerativeModel):
         h = F.relu(self.from_latent(z)).view(-1, self.top, self.start, self.start)
         return self.decoder(h)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, labels=None) -> torch.Tensor:
         """Mean image of p(x | z), in [0, 1]."""
         return torch.sigmoid(self.decode_logits(z))
 
