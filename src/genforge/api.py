@@ -50,7 +50,12 @@ class Model:
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         z = self.module.latent(n, generator)
         if isinstance(labels, int):
+            if not 0 <= labels < self.module.config.num_classes:
+                raise GenforgeError(f"label {labels} does not exist; model {self.name!r} has classes "
+                                    f"0-{self.module.config.num_classes - 1}")
             labels = torch.full((n,), labels, dtype=torch.long)
+        elif labels is None and self.module.is_conditional:
+            labels = self.module.random_labels(n, generator).cpu()
         out = []
         with torch.inference_mode():
             for i in range(0, n, batch_size):

@@ -80,8 +80,18 @@ class GenerativeModel(nn.Module):
 
     def sample(self, n: int, generator: torch.Generator | None = None,
                labels: torch.Tensor | None = None) -> torch.Tensor:
-        """n images in [0, 1] from the prior. Call in eval mode under `torch.inference_mode()`."""
-        return self.generate(self.latent(n, generator), labels)
+        """n images in [0, 1] from the prior. Call in eval mode under `torch.inference_mode()`.
+
+        A conditional model given no labels draws them uniformly, so its unlabelled samples
+        cover every class (what evaluation expects)."""
+        z = self.latent(n, generator)
+        if self.is_conditional and labels is None:
+            labels = self.random_labels(n, generator)
+        return self.generate(z, labels)
+
+    def random_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        device = next(self.parameters()).device
+        return torch.randint(self.config.num_classes, (n,), generator=generator).to(device)
 
     def latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draws n latent codes from the model's prior (standard normal)."""
