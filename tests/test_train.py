@@ -77,13 +77,60 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(mnist_small, tmp_path, mo
         return out
 
     monkeypatch.setattr(model, "loss", loss_going_nan)
-    config = TrainConfig(steps=100, batch_size=32, log_every=5, checkpoint_minutes=1e-9, sample_every=1000)
+    config = TrainConfig(steps=100, batch_size=32, log_every=5, checkpoint_minutes=1e-9, sample_every=1000,
+                         max_rollbacks=0)
     with pytest.raises(TrainingDiverged, match="loss became nan by step 15"):
         train(model, mnist_small, tmp_path, config, progress=False)
     tensors, state = state_of(tmp_path)
     assert state["step"] == 10  # the last checked, finite step
     assert all(torch.isfinite(t).all() for k, t in tensors.items() if t.is_floating_point())
     assert genforge.load(tmp_path).sample(2).isfinite().all()
+
+
+def test_divergence_rolls_back_with_lower_learning_rate_then_finishes(mnist_small, tmp_path, monkeypatch):
+    model = build_model("vae", width=8, latent_dim=4)
+    original, calls = model.loss, {"n": 0}
+
+    def loss_nan_for_a_while(x, y=None):
+        calls["n"] += 1
+        out = original(x, y)
+        if 13 <= calls["n"] <= 15:  # a burst of bad steps, as after a bad batch
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(model, "loss", loss_nan_for_a_while)
+    config = TrainConfig(steps=30, batch_size=32, log_every=5, checkpoint_minutes=1e-9, sample_every=1000)
+    train(model, mnist_small, tmp_path, config, progress=False)
+    events = [json.loads(line) for line in RunDir(tmp_path).events.read_text().splitlines()]
+    assert [(e["step"], e["back_to_step"]) for e in events] == [(15, 10)]
+    tensors, state = state_of(tmp_path)
+    assert state["step"] == 30 and state["rollbacks"] == 1
+    _, meta = ckpt.read_safetensors(RunDir(tmp_path).checkpoint)
+    assert json.loads(meta["param_groups"])["model"][0]["lr"] == pytest.approx(model.config.lr * 0.5)
+    assert all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
+
+
+def test_persistent_divergence_stops_after_the_allowed_rollbacks(mnist_small, tmp_path, monkeypatch):
+    model = build_model("vae", width=8, latent_dim=4)
+    monkeypatch.setattr(model, "loss", lambda x, y=None: {"loss": model.encoder(x).sum() * float("inf")})
+    config = TrainConfig(steps=100, batch_size=32, log_every=5, sample_every=1000, max_rollbacks=2)
+    with pytest.raises(TrainingDiverged, match="by step 5"):
+        train(model, mnist_small, tmp_path, config, progress=False)
+    assert len(RunDir(tmp_path).events.read_text().splitlines()) == 2
+
+
+def test_divergence_monitor_signs():
+    from genforge.train.divergence import DivergenceMonitor
+    healthy = DivergenceMonitor()
+    assert all(healthy.check({"loss_d": 1.2 + 0.1 * (i % 3), "d_real": 0.7, "d_fake": 0.3}) is None for i in range(50))
+    assert "exploded" in healthy.check({"loss_d": 900.0, "d_real": 0.7, "d_fake": 0.3})
+    winning = DivergenceMonitor(d_patience=8)
+    reasons = [winning.check({"loss_d": 0.01, "d_real": 0.999, "d_fake": 0.001}) for _ in range(8)]
+    assert reasons[:7] == [None] * 7 and "discriminator wins completely" in reasons[7]
+    # One confident interval among healthy ones is not a divergence.
+    flicker = DivergenceMonitor(d_patience=3)
+    seq = [(0.999, 0.001), (0.8, 0.2), (0.999, 0.001), (0.999, 0.001), (0.7, 0.3)]
+    assert all(flicker.check({"d_real": r, "d_fake": f}) is None for r, f in seq)
 
 
 def test_atomic_write_keeps_old_file_when_write_fails(tmp_path, monkeypatch):

@@ -97,13 +97,16 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
           image_size: int | None = None, channels: int | None = None, device: str = "cpu",
           resume: bool = False, progress: bool = True, report: bool = True,
           sample_every: int = 500, log_every: int = 25, checkpoint_minutes: float = 1.0,
-          eval_every: int | None = None, eval_n: int = 2000, **model_config) -> Model:
+          eval_every: int | None = None, eval_n: int = 2000, max_rollbacks: int = 2,
+          **model_config) -> Model:
     """Trains a model on a data set into run directory `out` and returns it loaded.
 
     With `resume=True` the model, data and budget come from `out/config.json`; budget
     arguments given here replace the stored ones. Extra keyword arguments are fields of
     the model's config (for example `latent_dim=32`). With `eval_every`, `eval_n` samples
     are judged against the test split every so many steps (evals.jsonl, a plot in the report).
+    A run that diverges (NaN, an exploding loss, a discriminator that wins completely) goes
+    back to its last checkpoint with halved learning rates, at most `max_rollbacks` times.
     """
     run = RunDir(out)
     if resume:
@@ -118,7 +121,8 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
     data = load_dataset(dataset, "train", data_dir=data_dir, image_size=image_size, channels=channels)
     config = TrainConfig(steps=steps, epochs=epochs, minutes=minutes, batch_size=batch_size, seed=seed,
                          device=device, sample_every=sample_every, log_every=log_every,
-                         checkpoint_minutes=checkpoint_minutes, eval_every=eval_every)
+                         checkpoint_minutes=checkpoint_minutes, eval_every=eval_every,
+                         max_rollbacks=max_rollbacks)
     torch.manual_seed(seed)  # weight initialisation
     module = build_model(model, **{**model_config, "image_shape": data.shape})
     run_info = {"data": describe(data, dataset, data_dir)}

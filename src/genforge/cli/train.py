@@ -36,6 +36,9 @@ def add_parser(sub) -> None:
     p.add_argument("--eval-every", type=positive_int, help="steps between evaluations of samples "
                    "(FID etc. against the test split; needs the data set's feature network)")
     p.add_argument("--eval-n", type=positive_int, default=2000, help="samples per evaluation (default 2000)")
+    p.add_argument("--max-rollbacks", type=int, default=2, help="on divergence (NaN, exploding loss, a "
+                   "discriminator that wins completely) go back to the last checkpoint with halved learning "
+                   "rates at most this many times, then stop (default 2; 0 stops at once)")
     p.add_argument("--log-every", type=positive_int, default=25, help="steps between log lines and NaN checks")
     p.add_argument("--checkpoint-minutes", type=positive_float, default=1.0, help="minutes between checkpoints")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -64,6 +67,6 @@ def run(args) -> int:
                       device=args.device, resume=args.resume, progress=not args.no_progress,
                       sample_every=args.sample_every, log_every=args.log_every,
                       checkpoint_minutes=args.checkpoint_minutes, eval_every=args.eval_every,
-                      eval_n=args.eval_n, **parse_overrides(args.set))
+                      eval_n=args.eval_n, max_rollbacks=args.max_rollbacks, **parse_overrides(args.set))
     print(f"trained {model.name}; report: {model.run_dir / 'report.md'}")
     return 0

@@ -86,7 +86,20 @@ def write_report(run_dir: str | Path) -> Path:
                   f"| batch size | {cfg['train']['batch_size']} |", ""]
         losses = {k: v for k, v in last.items() if k not in NOT_LOSSES}
         lines += ["Last losses: " + ", ".join(f"{k} {v:.4g}" for k, v in losses.items()), ""]
+    events = _read_events(run)
+    if events:
+        lines += ["## Divergences", "", "| step | what happened | rolled back to | learning rates after |",
+                  "|---|---|---|---|"]
+        lines += [f"| {e['step']} | {e['reason']} | {e['back_to_step']} | "
+                  + ", ".join(f"{k} {v:.3g}" for k, v in e["lr"].items()) + " |" for e in events]
+        lines.append("")
     lines += ["## Configuration", "", "```json", json.dumps(cfg, indent=2), "```", ""]
     run.report.write_text("\n".join(lines))
     return run.report
 
+
+
+def _read_events(run: RunDir) -> list[dict]:
+    if not run.events.exists():
+        return []
+    return [json.loads(line) for line in run.events.read_text().splitlines() if line.strip()]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import signal
 import threading
@@ -23,8 +24,11 @@ from ..models import GenerativeModel
 from ..report.grid import make_grid, save_png
 from .batches import batches, steps_per_epoch
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
+from .divergence import DivergenceMonitor
 from .metrics_log import MetricsLog
 from .run_dir import RunDir
+
+logger = logging.getLogger("genforge")
 
 
 @dataclass
@@ -38,6 +42,8 @@ class TrainConfig:
     sample_every: int = 500  # steps between sample grids
     checkpoint_minutes: float = 1.0
     eval_every: int | None = None  # steps between evaluations (needs an `evaluate` function)
+    max_rollbacks: int = 2  # on divergence: back to the last checkpoint this many times, then stop
+    rollback_lr_factor: float = 0.5  # ... each time with the learning rates multiplied by this
     device: str = "cpu"
 
     def __post_init__(self):
@@ -45,6 +51,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
+        if self.max_rollbacks < 0 or not 0 < self.rollback_lr_factor <= 1:
+            raise ValueError("max_rollbacks must be >= 0 and rollback_lr_factor in (0, 1]")
         if self.steps is None and self.epochs is None and self.minutes is None:
             self.epochs = 5
 
@@ -129,6 +137,25 @@ def train(model: GenerativeModel, data: ImageSet, out_dir: str | Path, config: T
         save_weights(run.weights, model, {"step": str(state["step"])})
         save_checkpoint(run.checkpoint, model, optimizers, state)
 
+    def roll_back(reason: str) -> None:
+        """Back to the last checkpoint with lower learning rates; the lost time stays spent."""
+        nonlocal stream
+        rollbacks = state.get("rollbacks", 0) + 1
+        restored = load_checkpoint(run.checkpoint, model, optimizers)
+        for opt in optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] *= config.rollback_lr_factor
+        event = {"step": state["step"], "time_s": round(state["elapsed_s"], 2), "event": "rollback",
+                 "reason": reason, "back_to_step": restored["step"], "rollback": rollbacks,
+                 "lr": {name: opt.param_groups[0]["lr"] for name, opt in optimizers.items()}}
+        state.update(step=restored["step"], images_seen=restored["images_seen"], rollbacks=rollbacks)
+        stream = batches(data, batch_size, config.seed, start_step=state["step"], device=device)
+        monitor.reset()
+        with open(run.events, "a", encoding="utf-8") as f:
+            f.write(json.dumps(event) + "\n")
+        logger.warning(f"{reason} at step {event['step']}: rolled back to step {restored['step']} with learning "
+                       f"rates x{config.rollback_lr_factor} (rollback {rollbacks} of {config.max_rollbacks})")
+
     def run_evaluation() -> None:
         nonlocal t_session
         started = time.perf_counter()
@@ -153,6 +180,9 @@ def train(model: GenerativeModel, data: ImageSet, out_dir: str | Path, config: T
     elapsed_at_start = state["elapsed_s"]
     last_ckpt = t_session
     stream = batches(data, batch_size, config.seed, start_step=state["step"], device=device)
+    monitor = DivergenceMonitor()
+    if not resume:
+        checkpoint({})  # something to roll back to, even if the first minute goes wrong
     already_done = (total is not None and state["step"] >= total) or state["elapsed_s"] >= budget_s
     try:
         with _stop_on_sigint() as sigint:
@@ -172,15 +202,19 @@ def train(model: GenerativeModel, data: ImageSet, out_dir: str | Path, config: T
                     continue
                 # Check and log: the only host sync, once per `log_every` steps.
                 last_losses = {k: (v / count).item() for k, v in sums.items()}
-                bad = [k for k, v in last_losses.items() if not math.isfinite(v)]
                 row = {"step": state["step"], "time_s": round(state["elapsed_s"], 2),
                        "epoch": round(state["images_seen"] / len(data), 3), **last_losses,
                        "img_per_s": round(count * batch_size / max(now - t_window, 1e-9), 1)}
                 log.write(row)
-                if bad:
+                diverged = monitor.check(last_losses)
+                if diverged and state.get("rollbacks", 0) < config.max_rollbacks:
+                    roll_back(diverged)
+                    sums, count, t_window = {}, 0, time.perf_counter()
+                    continue
+                if diverged:
                     raise TrainingDiverged(
-                        f"{bad[0]} became {last_losses[bad[0]]} by step {state['step']}; training stopped and "
-                        f"the last good checkpoint in {run.path} was kept (lower the learning rate and --resume)")
+                        f"{diverged} by step {state['step']}; training stopped and the last good checkpoint in "
+                        f"{run.path} was kept (lower the learning rate and --resume)")
                 bar.set_postfix({**{k: f"{v:.3g}" for k, v in last_losses.items()},
                                  "img/s": f"{row['img_per_s']:.0f}", "step": state["step"]}, refresh=False)
                 bar.update(min(round(state["elapsed_s"]), bar.total) - bar.n if by_time else state["step"] - bar.n)

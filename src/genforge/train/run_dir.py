@@ -6,6 +6,7 @@
       model.safetensors        weights only (for sampling, sharing)
       metrics.jsonl            one line of losses and throughput per log interval
       evals.jsonl              metrics of samples during training (train --eval-every)
+      events.jsonl             divergences and the rollbacks they caused
       samples/step_XXXXXXX.png sample grids during training, from fixed noise
       report.md, *.png         the run report
 """
@@ -31,6 +32,7 @@ class RunDir:
     weights = property(lambda self: self.path / "model.safetensors")
     metrics = property(lambda self: self.path / "metrics.jsonl")
     evals = property(lambda self: self.path / "evals.jsonl")
+    events = property(lambda self: self.path / "events.jsonl")
     samples = property(lambda self: self.path / "samples")
     report = property(lambda self: self.path / "report.md")
 
