@@ -7,7 +7,10 @@ from genforge.models import MODELS, build_model
 from genforge.errors import UnknownName
 from genforge.train.batches import batches
 
-SMALL = {"vae": {"width": 16}, "dcgan": {"g_width": 16, "d_width": 16}, "ref-vae": {"hidden": 64}, "ref-dcgan": {}}
+SMALL = {"vae": {"width": 16}, "dcgan": {"g_width": 16, "d_width": 16}, "ref-vae": {"hidden": 64}, "ref-dcgan": {},
+         "beta-vae": {"width": 16}, "cvae": {"width": 16},
+         "wgan-gp": {"g_width": 16, "d_width": 16}, "sngan": {"g_width": 16, "d_width": 16},
+         "cgan": {"g_width": 16, "d_width": 16}}
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -17,7 +20,8 @@ def test_interface_shapes_and_range(name, shape):
     model = build_model(name, image_shape=shape, **SMALL[name])
     optimizers = model.configure_optimizers()
     x = torch.rand(8, *shape)
-    losses = model.train_step(x, None, optimizers)
+    y = torch.arange(8) % model.config.num_classes if model.is_conditional else None
+    losses = model.train_step(x, y, optimizers)
     assert losses and all(torch.isfinite(v) and not v.requires_grad for v in losses.values())
     model.eval()
     with torch.inference_mode():
@@ -27,9 +31,9 @@ def test_interface_shapes_and_range(name, shape):
     assert 0 <= images.min() and images.max() <= 1
     assert torch.equal(images, again)
     if model.is_autoencoder:
-        mu, logvar = model.encode(x)
+        mu, logvar = model.encode(x, y)
         assert mu.shape == logvar.shape == (8, model.config.latent_dim)
-        assert model.decode(mu).shape == x.shape
+        assert model.decode(mu, y).shape == x.shape
 
 
 def test_unknown_model_and_config_field_are_clear_errors():

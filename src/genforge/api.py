@@ -3,6 +3,7 @@
     import genforge
     model = genforge.train("vae", "mnist", "runs/vae", minutes=3)
     images = model.sample(64, seed=0)          # (64, 1, 28, 28) floats in [0, 1]
+    images = model.sample(64, prior="none")    # z from N(0, I) instead of the fitted prior
     z = model.encode(images); x = model.decode(z)
 """
 
@@ -15,6 +16,8 @@ import torch
 from .data import ImageSet, load_dataset
 from .errors import GenforgeError, RunError
 from .models import GenerativeModel, build_model
+from .priors import PRIORS, LatentPrior, card_path, delete_prior, load_prior, save_prior
+from .priors import fit_prior as fit_latent_prior
 from .train import RunDir, TrainConfig
 from .train import train as train_loop
 
@@ -22,10 +25,12 @@ from .train import train as train_loop
 class Model:
     """A trained model ready for use: eval mode, no gradients, seeded sampling, batching."""
 
-    def __init__(self, module: GenerativeModel, run_config: dict, run_dir: Path | None = None):
+    def __init__(self, module: GenerativeModel, run_config: dict, run_dir: Path | None = None,
+                 prior: LatentPrior | None = None):
         self.module = module.eval()
         self.run_config = run_config
         self.run_dir = run_dir
+        self.prior = prior
 
     @property
     def name(self) -> str:
@@ -39,29 +44,56 @@ class Model:
     def device(self) -> torch.device:
         return next(self.module.parameters()).device
 
+    @property
+    def prior_kind(self) -> str:
+        """The latent prior `sample` uses by default: the fitted one's kind, or "none" (N(0, I))."""
+        return self.prior.kind if self.prior is not None else "none"
+
     def sample(self, n: int, seed: int | None = 0, labels: torch.Tensor | int | None = None,
-               batch_size: int = 1000) -> torch.Tensor:
+               batch_size: int = 1000, prior: str = "auto") -> torch.Tensor:
         """n images (N, C, H, W) in [0, 1] on the CPU. The same seed gives the same images,
-        whatever the batch size: all latent codes are drawn first, in one call."""
+        whatever the batch size: all latent codes are drawn first, in one call.
+
+        `prior`: "auto" draws z from the run's fitted latent prior when it has one, "none" from
+        the standard normal, "gmm" or "flow" from that fitted prior (an error if not fitted)."""
         if n <= 0:
             raise GenforgeError(f"the number of images must be positive, got {n}")
         if labels is not None and not self.module.is_conditional:
             raise GenforgeError(f"model {self.name!r} is not conditional; it cannot sample a given label")
+        latent_prior = self._latent_prior(prior)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        z = self.module.latent(n, generator)
+        labels = self._labels(n, labels, generator)
+        z = latent_prior.sample(n, generator, labels) if latent_prior else self.module.latent(n, generator)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, n, batch_size):
+                lab = labels[i:i + batch_size].to(self.device) if labels is not None else None
+                out.append(self.module.generate(z[i:i + batch_size].to(self.device), lab).cpu())
+        return torch.cat(out)
+
+    def _latent_prior(self, choice: str) -> LatentPrior | None:
+        if choice not in ("auto", "none", *PRIORS):
+            raise GenforgeError(f"unknown prior {choice!r}; choose auto, none, {', '.join(PRIORS)}")
+        if choice in ("auto", "none"):
+            return self.prior if choice == "auto" else None
+        if not self.module.is_autoencoder:
+            raise GenforgeError(f"model {self.name!r} has no encoder, so no fitted latent prior; "
+                                "priors are for autoencoders such as 'vae'")
+        if choice != self.prior_kind:
+            raise GenforgeError(f"{self.run_dir or 'this model'} has no {choice!r} prior (its prior: "
+                                f"{self.prior_kind}); fit one with `genforge prior {self.run_dir} --kind {choice}`")
+        return self.prior
+
+    def _labels(self, n: int, labels: torch.Tensor | int | None, generator) -> torch.Tensor | None:
+        """The labels to draw, on the CPU: as given, n of one class, or uniform for a conditional model."""
         if isinstance(labels, int):
             if not 0 <= labels < self.module.config.num_classes:
                 raise GenforgeError(f"label {labels} does not exist; model {self.name!r} has classes "
                                     f"0-{self.module.config.num_classes - 1}")
             labels = torch.full((n,), labels, dtype=torch.long)
         elif labels is None and self.module.is_conditional:
-            labels = self.module.random_labels(n, generator).cpu()
-        out = []
-        with torch.inference_mode():
-            for i in range(0, n, batch_size):
-                lab = labels[i:i + batch_size].to(self.device) if labels is not None else None
-                out.append(self.module.generate(z[i:i + batch_size], lab).cpu())
-        return torch.cat(out)
+            labels = self.module.random_labels(n, generator)
+        return labels.cpu() if labels is not None else None
 
     def _autoencoder(self) -> GenerativeModel:
         if not self.module.is_autoencoder:
@@ -88,7 +120,37 @@ def load(run_dir: str | Path, device: str = "cpu") -> Model:
     """Loads the trained model of a run directory."""
     run = RunDir(run_dir)
     module, _ = run.load_model(device)
-    return Model(module, run.read_config(), run.path)
+    prior = load_prior(run.prior) if card_path(run.prior).exists() else None
+    return Model(module, run.read_config(), run.path, prior)
+
+
+def fit_prior(run_dir: str | Path, kind: str = "gmm", data_dir: str | None = None) -> Model:
+    """Fits a latent prior of `kind` to the posterior means of a trained autoencoder's training
+    set, saves it in the run directory (replacing any earlier one) and returns the model with it."""
+    model = load(run_dir)
+    d = model.run_config["data"]
+    data = load_dataset(d["dataset"], "train", data_dir=data_dir or d.get("data_dir"),
+                        image_size=d["image_size"], channels=d["channels"])
+    _fit_and_save_prior(model, data, kind)
+    return load(run_dir)
+
+
+def _fit_and_save_prior(model: Model, data: ImageSet, kind: str, batch_size: int = 1000) -> None:
+    _check_prior_choice(model.module, kind)
+    labels = data.labels if model.module.is_conditional else None
+    codes = torch.cat([model.encode(data.images[i:i + batch_size].float().div(255),
+                                    None if labels is None else labels[i:i + batch_size]).cpu()
+                       for i in range(0, len(data), batch_size)])
+    num_classes = model.module.config.num_classes if labels is not None else None
+    save_prior(fit_latent_prior(kind, codes, labels, num_classes), RunDir(model.run_dir).prior)
+
+
+def _check_prior_choice(module: GenerativeModel, kind: str) -> None:
+    if kind not in PRIORS:
+        raise GenforgeError(f"unknown prior {kind!r}; choose one of: {', '.join(PRIORS)}")
+    if not module.is_autoencoder:
+        raise GenforgeError(f"model {module.name!r} has no encoder, so no codes to fit a latent prior to; "
+                            "priors are for autoencoders such as 'vae'")
 
 
 def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = "runs/run", *,
@@ -98,7 +160,7 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
           resume: bool = False, progress: bool = True, report: bool = True,
           sample_every: int = 500, log_every: int = 25, checkpoint_minutes: float = 1.0,
           eval_every: int | None = None, eval_n: int = 2000, max_rollbacks: int = 2,
-          **model_config) -> Model:
+          prior: str | None = None, **model_config) -> Model:
     """Trains a model on a data set into run directory `out` and returns it loaded.
 
     With `resume=True` the model, data and budget come from `out/config.json`; budget
@@ -107,6 +169,8 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
     are judged against the test split every so many steps (evals.jsonl, a plot in the report).
     A run that diverges (NaN, an exploding loss, a discriminator that wins completely) goes
     back to its last checkpoint with halved learning rates, at most `max_rollbacks` times.
+    An autoencoder ends with a latent prior fitted to its codes of the training set: `prior`
+    "gmm" (the default for autoencoders), "flow", or "none".
     """
     run = RunDir(out)
     if resume:
@@ -125,9 +189,16 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
                          max_rollbacks=max_rollbacks)
     torch.manual_seed(seed)  # weight initialisation
     module = build_model(model, **{**model_config, "image_shape": data.shape})
+    prior = prior or ("gmm" if module.is_autoencoder else "none")
+    if prior != "none":
+        _check_prior_choice(module, prior)  # now, not after the training
+    if resume:
+        delete_prior(run.prior)  # it fits the encoder as it was, not as it will be
     run_info = {"data": describe(data, dataset, data_dir)}
     evaluate = _sample_evaluator(run_info, eval_n, seed, data_dir) if eval_every else None
     train_loop(module, data, out, config, run_info=run_info, resume=resume, progress=progress, evaluate=evaluate)
+    if prior != "none":
+        _fit_and_save_prior(load(out, device), data, prior)
     if report:
         from .report.run_report import write_report
         write_report(out)
@@ -155,4 +226,4 @@ def describe(data: ImageSet, dataset: str, data_dir: str | None) -> dict:
             "classes": data.classes, "data_dir": str(data_dir) if data_dir else None}
 
 
-__all__ = ["Model", "load", "train", "RunError"]
+__all__ = ["Model", "fit_prior", "load", "train", "RunError"]

@@ -13,10 +13,10 @@ import os
 import sys
 
 from ..errors import GenforgeError, TrainingInterrupted
-from . import data, info, sample, train
+from . import data, detect, edit, info, prior, sample, train
 from . import eval as eval_  # the module is named after its command
 
-COMMANDS = [data, train, sample, eval_, info]
+COMMANDS = [data, train, prior, sample, eval_, edit, detect, info]
 
 
 class Parser(argparse.ArgumentParser):

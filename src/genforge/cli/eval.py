@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from ..errors import GenforgeError
+from .sample import PRIOR_CHOICES
 
 ORDER = ["fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "inception_score", "classifier_score",
          "classes_covered", "class_kl", "conditional_accuracy", "recon_mse", "recon_psnr", "recon_ssim", "nll"]
@@ -28,6 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument("--features", choices=("classifier", "inception"), default="classifier",
                    help="feature network: the data set's shipped classifier (default), or the Inception "
                         "network of the FID convention (needs torch-fidelity and its weights)")
+    p.add_argument("--prior", choices=PRIOR_CHOICES, default="auto", help="RUN_DIR of an autoencoder: draw z "
+                   "from its fitted prior (auto, the default, or gmm/flow by name) or from the standard normal (none)")
     p.add_argument("--json", help="also write the results as JSON to this file")
     p.add_argument("--data-dir", help="look here first for data files")
     p.add_argument("--nll-images", type=int, default=1000, help="test images for the likelihood estimate (0: skip)")
@@ -52,7 +55,8 @@ def run(args) -> int:
     elif args.target:
         from .. import api
         result = evaluate_model(api.load(args.target), n=args.n, seed=args.seed, data_dir=args.data_dir,
-                                nll_images=args.nll_images, nll_k=args.nll_k, features=args.features)
+                                nll_images=args.nll_images, nll_k=args.nll_k, features=args.features,
+                                prior=args.prior)
     else:
         raise GenforgeError("give a RUN_DIR, --images PATH --dataset NAME, or train-features --dataset NAME")
     print(table(result))
@@ -67,8 +71,9 @@ def table(result: dict) -> str:
     net = result["feature_net"]
     about = (f"{net['dataset']} classifier, test accuracy {net['test_accuracy']:.2%}"
              if net["network"] == "classifier" else net["weights"])
-    lines = [f"{result.get('n_fake')} images against {result.get('n_real')} real test images (features: {about})",
-             f"{'metric':20s} {'value':>10s} {'real floor':>11s}"]
+    sampled = f" (z from the {result['prior']} prior)" if result.get("prior", "none") != "none" else ""
+    lines = [f"{result.get('n_fake')} images{sampled} against {result.get('n_real')} real test images "
+             f"(features: {about})", f"{'metric':20s} {'value':>10s} {'real floor':>11s}"]
     for key in ORDER:
         if key in result:
             lines.append(f"{key:20s} {_fmt(result[key]):>10s} {_fmt(floor[key]) if key in floor else '':>11s}")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from .. import api
 from ..imageio import save_images
+from ..priors import PRIORS
+
+PRIOR_CHOICES = ["auto", "none", *PRIORS]
 
 
 def add_parser(sub) -> None:
@@ -17,13 +20,16 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label", type=int, help="class to draw (conditional models)")
     p.add_argument("--grid", action="store_true", help="write one grid picture")
+    p.add_argument("--prior", choices=PRIOR_CHOICES, default="auto", help="where z comes from: auto (the run's "
+                   "fitted prior if it has one, else the standard normal; default), none (the standard normal), "
+                   "or a fitted prior by name")
     p.add_argument("--device", default="cpu")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     model = api.load(args.run_dir, args.device)
-    images = model.sample(args.n, seed=args.seed, labels=args.label)
+    images = model.sample(args.n, seed=args.seed, labels=args.label, prior=args.prior)
     path = save_images(images, args.out, grid=args.grid)
     print(f"wrote {args.n} images to {path}")
     return 0

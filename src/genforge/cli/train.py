@@ -7,6 +7,7 @@ import json
 from .. import api
 from ..errors import GenforgeError
 from ..models import MODELS
+from ..priors import PRIORS
 
 
 def add_parser(sub) -> None:
@@ -41,6 +42,8 @@ def add_parser(sub) -> None:
                    "rates at most this many times, then stop (default 2; 0 stops at once)")
     p.add_argument("--log-every", type=positive_int, default=25, help="steps between log lines and NaN checks")
     p.add_argument("--checkpoint-minutes", type=positive_float, default=1.0, help="minutes between checkpoints")
+    p.add_argument("--prior", choices=["none", *PRIORS], help="latent prior to fit to an autoencoder's codes "
+                   "after training: gmm (default for autoencoders), flow or none")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -67,6 +70,7 @@ def run(args) -> int:
                       device=args.device, resume=args.resume, progress=not args.no_progress,
                       sample_every=args.sample_every, log_every=args.log_every,
                       checkpoint_minutes=args.checkpoint_minutes, eval_every=args.eval_every,
-                      eval_n=args.eval_n, max_rollbacks=args.max_rollbacks, **parse_overrides(args.set))
+                      eval_n=args.eval_n, max_rollbacks=args.max_rollbacks, prior=args.prior,
+                      **parse_overrides(args.set))
     print(f"trained {model.name}; report: {model.run_dir / 'report.md'}")
     return 0

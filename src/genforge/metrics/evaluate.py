@@ -128,9 +128,10 @@ def evaluate_images(images: torch.Tensor, dataset: str, requested: torch.Tensor 
 
 
 def evaluate_model(model, n: int = 10_000, seed: int = 0, data_dir=None, nll_images: int = 1000,
-                   nll_k: int = 100, features: str = "classifier") -> dict:
+                   nll_k: int = 100, features: str = "classifier", prior: str = "auto") -> dict:
     """Samples n images from a loaded model (`genforge.load`) and reports every metric that
-    applies: the sample metrics, and for autoencoders reconstruction and likelihood on the test split."""
+    applies: the sample metrics, and for autoencoders reconstruction and likelihood on the test split.
+    `prior` picks where an autoencoder's z come from (see `Model.sample`)."""
     from .nll import ImportanceNLL
     from .reconstruction import ReconstructionError
 
@@ -141,16 +142,21 @@ def evaluate_model(model, n: int = 10_000, seed: int = 0, data_dir=None, nll_ima
     if model.module.is_conditional:
         num_classes = len(model.run_config["data"]["classes"])
         requested = torch.arange(n) % num_classes  # balanced: every class asked for equally
-    images = model.sample(n, seed=seed, labels=requested)
-    out = {"model": model.name, "dataset": dataset, **evaluate_images(images, dataset, requested, data_dir, features)}
+    images = model.sample(n, seed=seed, labels=requested, prior=prior)
+    out = {"model": model.name, "dataset": dataset, "prior": model.prior_kind if prior == "auto" else prior,
+           **evaluate_images(images, dataset, requested, data_dir, features)}
     if model.module.is_autoencoder:
-        test = real_split(dataset, "test", data_dir=data_dir).images.float().div(255)
+        test_split = real_split(dataset, "test", data_dir=data_dir)
+        test = test_split.images.float().div(255)
+        labels = test_split.labels if model.module.is_conditional else None
         rec = ReconstructionError()
         for i in range(0, len(test), 1000):
-            x = test[i:i + 1000]
-            rec.update(x, model.decode(model.encode(x)).cpu())
+            x, y = test[i:i + 1000], None if labels is None else labels[i:i + 1000]
+            rec.update(x, model.decode(model.encode(x, y), y).cpu())
         out.update({f"recon_{k}": v for k, v in rec.compute().items()})
-        if getattr(model.module.config, "likelihood", "bernoulli") == "bernoulli" and nll_images > 0:
+        # A conditional model's likelihood is p(x | label): not comparable with p(x), so not reported.
+        bernoulli = getattr(model.module.config, "likelihood", "bernoulli") == "bernoulli"
+        if bernoulli and not model.module.is_conditional and nll_images > 0:
             nll = ImportanceNLL(model.module, k=nll_k, seed=seed)
             nll.update(test[:nll_images].to(model.device))
             out.update(nll.compute())

@@ -6,11 +6,17 @@ from dataclasses import asdict
 
 from ..errors import UnknownName
 from .base import GenerativeModel, ModelConfig
+from .beta_vae import BetaVAE
+from .cgan import CGAN
+from .cvae import CVAE
 from .dcgan import DCGAN
 from .reference import RefDCGAN, RefVAE
+from .sngan import SNGAN
 from .vae import VAE
+from .wgan_gp import WGANGP
 
-MODELS: dict[str, type[GenerativeModel]] = {m.name: m for m in (VAE, DCGAN, RefVAE, RefDCGAN)}
+MODELS: dict[str, type[GenerativeModel]] = {
+    m.name: m for m in (VAE, DCGAN, RefVAE, RefDCGAN, BetaVAE, CVAE, WGANGP, SNGAN, CGAN)}
 
 
 def model_class(name: str) -> type[GenerativeModel]:

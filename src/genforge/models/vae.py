@@ -23,6 +23,16 @@ class VAEConfig(ModelConfig):
     gaussian_std: float = 0.1  # decoder std for the Gaussian likelihood
 
 
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """A sample of N(mu, exp(logvar)) that gradients flow through."""
+    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q(z | x) || N(0, I)) summed over latent dimensions, mean over the batch (nats per image)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum() / len(mu)
+
+
 class VAE(GenerativeModel):
     name = "vae"
     Config = VAEConfig
@@ -36,45 +46,52 @@ class VAE(GenerativeModel):
         start, n = upsampling_plan(size)
         chans = channel_ladder(config.width, n)  # low-res end first
         self.start, self.top = start, chans[0]
+        extra = self.condition_size()
 
-        downs = [c] + chans[::-1]
+        downs = [c + extra] + chans[::-1]
         self.encoder = nn.Sequential(*[down_block(a, b) for a, b in zip(downs, downs[1:])], nn.Flatten())
         self.to_stats = nn.Linear(self.top * start * start, 2 * config.latent_dim)
 
-        self.from_latent = nn.Linear(config.latent_dim, self.top * start * start)
+        self.from_latent = nn.Linear(config.latent_dim + extra, self.top * start * start)
         ups = [up_block(a, b, batch_norm=False) for a, b in zip(chans, chans[1:])]
         self.decoder = nn.Sequential(*ups, nn.ConvTranspose2d(chans[-1], c, 4, 2, 1))
+
+    def condition_size(self) -> int:
+        """Extra encoder input channels and decoder input features a conditional subclass feeds in."""
+        return 0
 
     def encode(self, x: torch.Tensor, labels=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of q(z | x) for images in [0, 1]."""
         mu, logvar = self.to_stats(self.encoder(x)).chunk(2, dim=1)
         return mu, logvar
 
-    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+    def decode_logits(self, z: torch.Tensor, labels=None) -> torch.Tensor:
         h = F.relu(self.from_latent(z)).view(-1, self.top, self.start, self.start)
         return self.decoder(h)
 
     def decode(self, z: torch.Tensor, labels=None) -> torch.Tensor:
         """Mean image of p(x | z), in [0, 1]."""
-        return torch.sigmoid(self.decode_logits(z))
+        return torch.sigmoid(self.decode_logits(z, labels))
 
-    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor, labels=None) -> torch.Tensor:
         """log p(x | z) of each image, in nats (the decoder's likelihood)."""
-        logits = self.decode_logits(z)
+        logits = self.decode_logits(z, labels)
         if self.config.likelihood == "bernoulli":
             return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
         s = self.config.gaussian_std
         sq = (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1)
         return -sq / (2 * s * s) - x[0].numel() * math.log(s * math.sqrt(2 * math.pi))
 
+    def elbo_terms(self, x: torch.Tensor, labels=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reconstruction loss and KL of a batch, both in nats per image (the unit the VAE
+        literature reports): sums over pixels and latent dimensions, mean over the batch."""
+        mu, logvar = self.encode(x, labels)
+        recon = -self.log_likelihood(x, reparameterize(mu, logvar), labels).mean()
+        return recon, kl_to_standard_normal(mu, logvar)
+
     def loss(self, x, y=None):
-        mu, logvar = self.encode(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        # Sums over pixels and latent dimensions, mean over the batch: nats per image,
-        # the unit the VAE literature reports.
-        recon = -self.log_likelihood(x, z).mean()
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum() / len(x)
+        recon, kl = self.elbo_terms(x, y)
         return {"loss": recon + kl, "recon": recon, "kl": kl}
 
     def generate(self, z, labels=None):
-        return self.decode(z)
+        return self.decode(z, labels)

@@ -7,6 +7,8 @@
       metrics.jsonl            one line of losses and throughput per log interval
       evals.jsonl              metrics of samples during training (train --eval-every)
       events.jsonl             divergences and the rollbacks they caused
+      prior.safetensors        an autoencoder's latent prior fitted after training (genforge prior)
+      prior.json               which prior it is and its options
       samples/step_XXXXXXX.png sample grids during training, from fixed noise
       report.md, *.png         the run report
 """
@@ -33,6 +35,7 @@ class RunDir:
     metrics = property(lambda self: self.path / "metrics.jsonl")
     evals = property(lambda self: self.path / "evals.jsonl")
     events = property(lambda self: self.path / "events.jsonl")
+    prior = property(lambda self: self.path / "prior.safetensors")  # and prior.json beside it
     samples = property(lambda self: self.path / "samples")
     report = property(lambda self: self.path / "report.md")
 

@@ -1,0 +1,191 @@
+"""How well genforge's detector tells real images from generated and edited ones.
+
+    python bench/detect_bench.py --runs RUN_DIR... [--edits NAME=FILE.npz ...] [--real mnist]
+                                 [--steps 3000 | --minutes M] [--n-test 1000] [--groups gan:dcgan,sngan/vae:vae]
+                                 [--out bench/out/detect] [--write-md BENCHMARKS.md]
+
+Every run directory is one family; each gives two fake sources, its samples ("NAME:sample")
+and real images with a region pasted from its output ("NAME:paste", with known masks).
+Measured on images no detector saw in training (real test-split images; fakes from other
+test images and other seeds): AUC / AP per source for the CNN detector trained on all
+families, the spectral + logistic-regression baseline and each GAN's own discriminator;
+the same under the four perturbations; pixel AUC / F1 of the edit maps on pastes; the
+generalisation matrix (a detector per group of families, tested on every source); and
+milliseconds per image. --edits adds outside edits (e.g. `genforge edit` inpaintings) as
+test-only sources: an .npz with `images` (N, H, W[, C]) uint8 and, for localisation,
+`masks` (N, H, W) with 1 where the image was changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import genforge
+from genforge.data import load_dataset, parse_slice
+from genforge.detect import DetectTrainConfig, train_detector
+from genforge.detect.evaluate import detector_scorer, localisation, per_source, under_perturbations
+from genforge.detect.fakes import FakeSet, concat, make_fakes, model_fakes
+from genforge.detect.spectral import SpectralBaseline, discriminator_score
+from genforge.imageio import load_images
+
+from common import command, machine, write_block
+
+MD_START, MD_END = "<!-- detect:start -->", "<!-- detect:end -->"
+
+
+def outside_edits(specs: list[str], shape: tuple[int, int, int]) -> list[FakeSet]:
+    """NAME=FILE.npz -> a FakeSet "NAME" with the file's masks (all ones where it has none)."""
+    sets = []
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        channels, size, _ = shape
+        images = load_images(path, size, channels).float() / 255
+        with np.load(path, allow_pickle=False) as z:
+            masks = torch.from_numpy(z["masks"]).float().unsqueeze(1) if "masks" in z else torch.ones(
+                len(images), 1, size, size)
+        sets.append(FakeSet(images, (masks > 0.5).float(), torch.zeros(len(images), dtype=torch.long), [name]))
+    return sets
+
+
+def groups_of(runs: list[Path], spec: str | None) -> dict[str, list[Path]]:
+    """Families trained on together: given as "gan:dcgan,sngan/vae:vae,cvae", else GANs and autoencoders."""
+    by_name = {r.name: r for r in runs}
+    if spec:
+        return {g: [by_name[n] for n in names.split(",")]
+                for g, names in (part.split(":") for part in spec.split("/"))}
+    gans = [r for r in runs if genforge.load(r).module.has_discriminator]
+    groups = {"GANs": gans, "autoencoders": [r for r in runs if r not in gans]}
+    return {g: rs for g, rs in groups.items() if rs}
+
+
+def timing(detector, images: torch.Tensor) -> dict[str, float]:
+    one = images[:1]
+    detector.predict(one)
+    times = []
+    for _ in range(50):
+        t = time.perf_counter()
+        detector.predict(one)
+        times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    detector.predict(images[:1000], batch_size=256)
+    batched = (time.perf_counter() - t) / len(images[:1000])
+    return {"single_ms": 1000 * float(np.median(times)), "batched_ms": 1000 * batched}
+
+
+def run_bench(args) -> dict:
+    runs = [Path(r) for r in args.runs]
+    channels, size, _ = genforge.load(runs[0]).image_shape
+    name, split, start, stop = parse_slice(args.real)
+    real_train = load_dataset(name, split, image_size=size, channels=channels).subset(slice(start, stop))
+    test = load_dataset(name, "test", image_size=size, channels=channels)
+    n = args.n_test
+    real_test = test.images[:n].float() / 255
+    test_fakes = concat([model_fakes(r, test.subset(torch.arange(n, 2 * n)), n, seed=10_000 + i)
+                         for i, r in enumerate(runs)] + outside_edits(args.edits, (channels, size, size)))
+    config = DetectTrainConfig(steps=args.steps, minutes=args.minutes, fakes_per_source=args.fakes_per_source,
+                               seed=args.seed)
+
+    def train(group: list[Path], tag: str):
+        t = time.time()
+        detector, _ = train_detector(real_train, group, args.out / tag, config, real_spec=args.real, progress=False)
+        print(f"trained detector '{tag}' in {time.time() - t:.0f} s", flush=True)
+        return detector
+
+    detector = train(runs, "all")
+    result = {"detection": under_perturbations(detector_scorer(detector), real_test, test_fakes)}
+    pasted = [i for i, s in enumerate(test_fakes.names) if s.endswith(":paste") or (test_fakes.of(s).masks < 1).any()]
+    chosen = torch.isin(test_fakes.source, torch.tensor(pasted))
+    result["localisation"] = {
+        test_fakes.names[i]: localisation(detector.predict(test_fakes.images[test_fakes.source == i])[1],
+                                          test_fakes.masks[test_fakes.source == i]) for i in pasted}
+    result["localisation"]["all pastes"] = localisation(detector.predict(test_fakes.images[chosen])[1],
+                                                        test_fakes.masks[chosen])
+    train_fakes = make_fakes(runs, real_train, min(args.fakes_per_source, 1000), args.seed)
+    spectral = SpectralBaseline().fit(real_train.images[:len(train_fakes)].float() / 255, train_fakes.images)
+    result["spectral"] = per_source(spectral.score, real_test, test_fakes)
+    result["discriminator"] = {}
+    for run in runs:
+        model = genforge.load(run)
+        if model.module.has_discriminator:
+            own = test_fakes.subset(torch.isin(test_fakes.source, torch.tensor(
+                [i for i, s in enumerate(test_fakes.names) if s.startswith(f"{run.name}:")])))
+            result["discriminator"].update(per_source(lambda x, m=model: discriminator_score(m, x), real_test, own))
+    result["generalisation"] = {"all": result["detection"]["none"]}
+    for group, members in groups_of(runs, args.groups).items():
+        result["generalisation"][group] = {
+            "families": [r.name for r in members],
+            **per_source(detector_scorer(train(members, group)), real_test, test_fakes)}
+    result["timing"] = timing(detector, real_test)
+    return result
+
+
+def markdown(result: dict, args) -> str:
+    det, sources = result["detection"], list(result["detection"]["none"])
+    perturbations = [p for p in det if p != "none"]
+    budget = f"{args.steps} steps" if args.steps else f"{args.minutes:g} minutes"
+    lines = [MD_START, "## Detection: real against generated and edited images", "",
+             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+             f"- machine: {machine()}, cpu",
+             f"- command: `{command()}`",
+             f"- each detector trains for {budget} on {args.real} against {args.fakes_per_source} samples and "
+             f"{args.fakes_per_source} pastes per family; tested on {args.n_test} real test images and "
+             f"{args.n_test} unseen fakes per source", "",
+             "### AUC / AP per source (detector trained on all families) and the baselines", "",
+             "| source | detector AUC | detector AP | spectral + LR AUC | GAN discriminator AUC | "
+             + " | ".join(f"{p} AUC" for p in perturbations) + " |",
+             "|---|---:|---:|---:|---:|" + "---:|" * len(perturbations)]
+    for s in sources:
+        disc = result["discriminator"].get(s)
+        cells = [det["none"][s]["auc"], det["none"][s]["ap"], result["spectral"][s]["auc"]]
+        disc_cell = f"{disc['auc']:.4f}" if disc else "-"
+        lines.append(f"| {s} | " + " | ".join(f"{v:.4f}" for v in cells) + f" | {disc_cell} |"
+                     + "".join(f" {det[p][s]['auc']:.4f} |" for p in perturbations))
+    gen = result["generalisation"]
+    lines += ["", "### Generalisation: AUC of a detector trained on some families (rows) on every source", "",
+              "| trained on | " + " | ".join(sources) + " |", "|---|" + "---:|" * len(sources)]
+    for group, row in gen.items():
+        label = group if group == "all" else f"{group} ({', '.join(row['families'])})"
+        lines.append(f"| {label} | " + " | ".join(f"{row[s]['auc']:.4f}" for s in sources) + " |")
+    lines += ["", "### Localisation (edit maps on pasted regions)", "", "| source | pixel AUC | pixel F1 |",
+              "|---|---:|---:|"]
+    lines += [f"| {s} | {m['pixel_auc']:.4f} | {m['pixel_f1']:.4f} |" for s, m in result["localisation"].items()]
+    t = result["timing"]
+    lines += ["", f"Speed: {t['single_ms']:.2f} ms for one image, {t['batched_ms']:.3f} ms per image in batches "
+              f"of 256 ({machine()})."]
+    return "\n".join(lines + [MD_END])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", nargs="+", required=True, help="run directories, one per family")
+    p.add_argument("--edits", nargs="*", default=[], metavar="NAME=FILE.npz", help="outside edits, test only")
+    p.add_argument("--real", default="mnist:train", help="real training images (data set or slice)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--minutes", type=float)
+    p.add_argument("--fakes-per-source", type=int, default=2000)
+    p.add_argument("--n-test", type=int, default=1000)
+    p.add_argument("--groups", help='families trained on together, e.g. "gan:dcgan,sngan/vae:vae,cvae"')
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("bench/out/detect"))
+    p.add_argument("--write-md", type=Path)
+    args = p.parse_args()
+    if (args.steps is None) == (args.minutes is None):
+        p.error("give one budget per detector: --steps or --minutes")
+    result = run_bench(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "detect.json").write_text(json.dumps(result, indent=1))
+    block = markdown(result, args)
+    print(block)
+    if args.write_md:
+        write_block(args.write_md, block, MD_START, MD_END)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""How well each edit works on a trained model: class change, inversion, inpainting, time.
+
+    python bench/edit_bench.py RUN_DIR [--n 1000] [--write-md BENCHMARKS.md]
+
+On n test images of the run's data set, judged by the data set's shipped classifier:
+- class change (attribute vector; class swap for a conditional model): each image is sent to a
+  random other class; the rate at which the classifier reads that class, the FID of the
+  edited set against real test images of the same target classes, and the style kept: how
+  often an edit is nearer (in classifier features) its source than a random real image of
+  its target class;
+- inversion: PSNR, SSIM and classifier agreement of the reconstructions;
+- inpainting with a centre 14x14 box and a random half-image mask: MSE inside the mask and
+  the classifier's accuracy on the completed images, beside mean-image and nearest-neighbour fill;
+- seconds per image of each edit on this machine (latent search included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import time
+from pathlib import Path
+
+import torch
+
+import genforge
+from genforge.edit import (Editor, FitConfig, as_float, centre_mask, random_half_masks, read_images,
+                           reconstruction_quality)
+from genforge.edit.classify import class_reads, features
+from genforge.metrics.fid import feature_stats, frechet_distance
+
+from common import command, machine, write_block  # noqa: E402
+
+MD_START, MD_END = "<!-- edit:{}:start -->", "<!-- edit:{}:end -->"
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def class_change(editor: Editor, x: torch.Tensor, labels: torch.Tensor, test, swap: bool,
+                 generator: torch.Generator) -> dict:
+    """Each image to a random other class, by attribute vector or (swap) by class swap."""
+    net = editor.classifier()
+    num_classes = net.config.num_classes
+    targets = (labels + torch.randint(1, num_classes, labels.shape, generator=generator)) % num_classes
+    edited = torch.empty_like(x)
+    start = time.perf_counter()
+    for k in range(num_classes):
+        idx = (targets == k).nonzero().flatten()
+        if len(idx):
+            edited[idx] = (editor.swap_class(x[idx], labels[idx], k) if swap
+                           else editor.attribute(x[idx], k, labels[idx], strength=1.5))
+    seconds = time.perf_counter() - start
+    # a random real test image of each target class: the reference for FID and style
+    pools = [(test.labels == k).nonzero().flatten() for k in range(num_classes)]
+    picks = torch.stack([pools[k][torch.randint(len(pools[k]), (1,), generator=generator)][0] for k in targets])
+    real = as_float(test.images[picks])
+    f_edit, f_source, f_real = features(net, edited), features(net, x), features(net, real)
+    kept = ((f_edit - f_source).norm(dim=1) < (f_edit - f_real).norm(dim=1)).float().mean()
+    return {"target_rate": float((class_reads(net, edited) == targets).float().mean()),
+            "fid_vs_target_class": frechet_distance(*feature_stats(f_edit), *feature_stats(f_real)),
+            "style_kept": float(kept), "seconds_per_image": seconds / len(x)}
+
+
+def inpainting(editor: Editor, x: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> dict:
+    filled, seconds = timed(editor.inpaint, x, mask, labels if editor.model.is_conditional else None)
+    out = {"seconds_per_image": seconds / len(x)}
+    mask = mask.expand(len(x), *mask.shape[1:]).expand_as(x)
+    for name, fill in {"model": filled, **editor.baselines(x, mask[:, :1])}.items():
+        out[name] = {"masked_mse": float(((fill - x).pow(2) * mask).sum() / mask.sum()),
+                     "accuracy": float((editor.reads(fill) == labels).float().mean())}
+    return out
+
+
+def bench(run_dir: Path, n: int, seed: int, steps: int, restarts: int) -> dict:
+    model = genforge.load(run_dir)
+    editor = Editor(model, FitConfig(steps=steps, restarts=restarts, seed=seed), seed=seed)
+    dataset = model.run_config["data"]["dataset"]
+    test = read_images(f"{dataset}:test", editor.image_shape)
+    generator = torch.Generator().manual_seed(seed)
+    chosen = test.subset(torch.randperm(len(test), generator=generator)[:n])
+    x, labels = as_float(chosen), chosen.labels
+    conditional = editor.model.is_conditional
+    cond_labels = labels if conditional else None
+
+    recon, seconds = timed(editor.reconstruct, x, cond_labels)
+    result = {"model": model.name, "dataset": dataset, "n": n,
+              "inversion": {**reconstruction_quality(x, recon, editor.feature_net), "seconds_per_image": seconds / n}}
+    result["swap_class" if conditional else "attribute"] = class_change(editor, x, labels, test, conditional,
+                                                                         generator)
+    size = editor.image_shape[1]
+    result["inpaint_centre"] = inpainting(editor, x, labels, centre_mask(size, size // 2))
+    result["inpaint_half"] = inpainting(editor, x, labels, random_half_masks(n, size, generator))
+    return result
+
+
+def markdown(r: dict) -> str:
+    inv, change_key = r["inversion"], "swap_class" if "swap_class" in r else "attribute"
+    change, edit = r[change_key], change_key.replace("_", " ")
+    lines = [MD_START.format(r["model"] + "-" + r["dataset"]),
+             f"## Edits: {r['model']} on {r['dataset']} ({r['n']} test images)", "",
+             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+             f"- machine: {machine()}, cpu",
+             f"- command: `{command()}`", "",
+             "| edit | measure | value |", "|---|---|---:|",
+             f"| inversion | PSNR / SSIM | {inv['psnr']:.2f} dB / {inv['ssim']:.3f} |",
+             f"| inversion | classifier agreement | {inv['agreement']:.1%} |",
+             f"| inversion | seconds per image | {inv['seconds_per_image']:.4f} |",
+             f"| {edit} | classifier reads the target class | {change['target_rate']:.1%} |",
+             f"| {edit} | FID vs real target-class images | {change['fid_vs_target_class']:.2f} |",
+             f"| {edit} | style kept (nearer source than a target-class image) | "
+             f"{change['style_kept']:.1%} |",
+             f"| {edit} | seconds per image | {change['seconds_per_image']:.4f} |", "",
+             "| inpainting mask | fill | masked MSE | classifier accuracy |", "|---|---|---:|---:|"]
+    for key, label in (("inpaint_centre", "centre 14x14"), ("inpaint_half", "random half")):
+        for fill in ("model", "mean fill", "nearest"):
+            m = r[key][fill]
+            lines.append(f"| {label} | {fill} | {m['masked_mse']:.4f} | {m['accuracy']:.1%} |")
+        lines.append(f"| {label} | model: seconds per image | {r[key]['seconds_per_image']:.4f} | |")
+    return "\n".join(lines + [MD_END.format(r["model"] + "-" + r["dataset"])])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--n", type=int, default=1000, help="test images (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--search-steps", type=int, default=150, help="latent search: Adam steps")
+    p.add_argument("--restarts", type=int, default=3, help="latent search: random starts per image")
+    p.add_argument("--write-md", type=Path, help="write the table into this markdown file")
+    args = p.parse_args()
+    result = bench(args.run_dir, args.n, args.seed, args.search_steps, args.restarts)
+    block = markdown(result)
+    print(block)
+    if args.write_md:
+        key = result["model"] + "-" + result["dataset"]
+        write_block(args.write_md, block, MD_START.format(key), MD_END.format(key))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""Every model family against the two reference models, with the same training budget.
+
+    python bench/families.py [--dataset mnist] [--minutes 15] [--seeds 0,1,2] [--parallel 2]
+        [--models beta-vae,cvae,wgan-gp,sngan,cgan,vae,dcgan,ref-vae,ref-dcgan]
+        [--out bench/out/families] [--figure docs/images/families-mnist.png] [--write-md BENCHMARKS.md]
+
+Each (model, seed) trains through the CLI in its own process for `--minutes` of wall-clock
+time. `--parallel P` runs P trainings at once with 2/P torch threads each, so a model gets
+fewer cores than when alone (a handicap for every model alike, stated in the output).
+Evaluation starts only when all training is done, so it never steals training time:
+10k samples against the test split with the shipped feature network (the evaluation
+issue's metrics); autoencoders are judged with the standard normal and with each fitted
+latent prior; conditional models also by how often the classifier reads the requested class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+import genforge  # noqa: E402
+from genforge.metrics.evaluate import evaluate_images  # noqa: E402
+from genforge.report import make_grid  # noqa: E402
+from genforge.train import RunDir  # noqa: E402
+
+from common import command, machine, write_block  # noqa: E402
+
+EVAL_N = 10_000
+METRICS = ("fid", "kid", "precision", "recall", "density", "coverage", "classes_covered")
+REFERENCES = ("ref-vae", "ref-dcgan")
+COND_TARGET = {"mnist": 0.95, "fashion-mnist": 0.85}
+MD_START, MD_END = "<!-- families:{}:start -->", "<!-- families:{}:end -->"
+
+
+def train_all(jobs: list[tuple[str, int]], dataset: str, minutes: float, out: Path, parallel: int,
+              priors: list[str]) -> None:
+    """Runs the trainings, `parallel` at a time, each in its own CLI process."""
+    threads = max(1, (os.cpu_count() or 2) // parallel)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    pending, running = list(jobs), []
+    while pending or running:
+        while pending and len(running) < parallel:
+            model, seed = pending.pop(0)
+            run = out / f"{model}-s{seed}"
+            if RunDir(run).weights.exists():
+                print(f"{run} is trained already; reusing it", flush=True)
+                continue
+            cmd = [sys.executable, "-m", "genforge", "train", "--model", model, "--dataset", dataset,
+                   "--minutes", str(minutes), "--seed", str(seed), "--out", str(run), "--no-progress"]
+            if genforge.models.model_class(model).is_autoencoder:
+                cmd += ["--prior", priors[0]]
+            log = open(out / f"{model}-s{seed}.log", "w")
+            print(f"training {model} seed {seed} ({threads} threads)", flush=True)
+            running.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), run, log))
+        time.sleep(2)
+        for job in [j for j in running if j[0].poll() is not None]:
+            proc, run, log = job
+            log.close()
+            running.remove(job)
+            if proc.returncode != 0:
+                print(f"{run}: training failed (exit {proc.returncode}); see {run}.log", flush=True)
+    # The other priors are fitted after the fact, outside the training budget (they take seconds).
+    for run in sorted(out.glob("*-s*/")):
+        model = genforge.load(run)
+        if model.module.is_autoencoder:
+            for kind in priors[1:]:
+                subprocess.run([sys.executable, "-m", "genforge", "prior", str(run), "--kind", kind],
+                               check=True, stdout=subprocess.DEVNULL)
+
+
+def samplers(model) -> list[str]:
+    """Ways to draw latent codes: the standard normal, and each prior fitted to the run."""
+    return ["none", *model.available_priors()] if model.module.is_autoencoder else ["none"]
+
+
+def evaluate_run(run: Path, dataset: str) -> list[dict]:
+    model = genforge.load(run)
+    metrics_rows = RunDir(run).read_metrics()
+    speeds = sorted(r["img_per_s"] for r in metrics_rows[1:]) or [0]
+    base = {"model": model.name, "parameters": model.module.num_parameters(),
+            "img_per_s": speeds[len(speeds) // 2], "minutes": metrics_rows[-1]["time_s"] / 60,
+            "epochs": metrics_rows[-1]["epoch"]}
+    rows = []
+    requested = torch.arange(EVAL_N) % model.module.config.num_classes if model.module.is_conditional else None
+    for prior in samplers(model):
+        images = model.sample(EVAL_N, seed=0, labels=requested, prior=prior)
+        result = evaluate_images(images, dataset, requested)
+        row = {**base, "sampler": prior, **{k: result[k] for k in METRICS}}
+        if requested is not None:
+            row["conditional_accuracy"] = result["conditional_accuracy"]
+        rows.append(row)
+        print(f"{run.name:16s} {prior:5s} FID {row['fid']:8.2f}  P {row['precision']:.3f}  R {row['recall']:.3f}",
+              flush=True)
+    return rows
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean and spread (sample standard deviation) over seeds, per model and sampler."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["sampler"]), []).append(r)
+    out = []
+    for (model, sampler), rs in groups.items():
+        s = {"model": model, "sampler": sampler, "seeds": len(rs), "parameters": rs[0]["parameters"]}
+        for k in ("img_per_s", "minutes", "epochs", *METRICS, "conditional_accuracy"):
+            values = [r[k] for r in rs if k in r]
+            if values:
+                s[k] = statistics.mean(values)
+                s[k + "_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        out.append(s)
+    return out
+
+
+def best_fid(summary: list[dict], models) -> dict | None:
+    candidates = [s for s in summary if s["model"] in models]
+    return min(candidates, key=lambda s: s["fid"]) if candidates else None
+
+
+def targets(summary: list[dict], dataset: str) -> list[str]:
+    """The issue's targets, each with the measured numbers and MET or MISSED."""
+    from genforge.models import model_class
+    refs = {s["model"]: s["fid"] for s in summary if s["model"] in REFERENCES and s["sampler"] == "none"}
+    if set(refs) != set(REFERENCES):
+        return ["(the reference models were not in this run: no targets checked)"]
+    families = {s["model"] for s in summary} - set(REFERENCES)
+    gans = {m for m in families if model_class(m).has_discriminator}
+    vaes = [s for s in summary if s["model"] in families - gans and s["sampler"] != "none"]
+    lines = []
+    for label, best in (("best GAN", best_fid(summary, gans)), ("best VAE with a learned prior", min(
+            vaes, key=lambda s: s["fid"]) if vaes else None)):
+        if best is None:
+            continue
+        checks = [best["precision"] >= 0.75, best["recall"] >= 0.75, best["classes_covered"] >= 10,
+                  best["fid"] * 5 <= refs["ref-dcgan"], best["fid"] * 3 <= refs["ref-vae"]]
+        lines.append(f"- {label}: `{best['model']}` ({best['sampler']} sampler): precision {best['precision']:.3f}, "
+                     f"recall {best['recall']:.3f}, classes {best['classes_covered']:.1f}, FID {best['fid']:.1f} = "
+                     f"ref-dcgan / {refs['ref-dcgan'] / best['fid']:.1f} and ref-vae / {refs['ref-vae'] / best['fid']:.1f}"
+                     f" (targets: P, R >= 0.75, 10 classes, /5, /3): **{'MET' if all(checks) else 'MISSED'}**")
+    for model in sorted(families):
+        best = best_fid(summary, {model})
+        ok = best["fid"] < min(refs.values())
+        lines.append(f"- `{model}` beats both references on FID ({best['fid']:.1f} vs ref-vae {refs['ref-vae']:.1f}, "
+                     f"ref-dcgan {refs['ref-dcgan']:.1f}): **{'MET' if ok else 'MISSED'}**")
+    for s in summary:
+        if "conditional_accuracy" in s and s["sampler"] == "none":
+            goal = COND_TARGET.get(dataset, 0.85)
+            lines.append(f"- `{s['model']}` requested class read by the classifier: {s['conditional_accuracy']:.3f} "
+                         f"(target {goal}): **{'MET' if s['conditional_accuracy'] >= goal else 'MISSED'}**")
+    return lines
+
+
+def figure(runs: list[Path], path: Path, title: str) -> None:
+    """One row of 32 samples per model (seed 0 of each, the prior it was trained with)."""
+    fig, axes = plt.subplots(len(runs), 1, figsize=(10, 1.45 * len(runs)), squeeze=False)
+    for ax, run in zip(axes[:, 0], runs):
+        model = genforge.load(run)
+        grid = make_grid(model.sample(32, seed=1234), nrow=32)
+        ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(model.name, rotation=0, ha="right", va="center", fontsize=10)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def cell(s: dict, key: str, fmt: str) -> str:
+    if key not in s:
+        return "-"
+    spread = f" ± {s[key + '_sd']:{fmt}}" if s["seeds"] > 1 else ""
+    return f"{s[key]:{fmt}}{spread}"
+
+
+def markdown(summary: list[dict], dataset: str, args, figure_path: Path, md_dir: Path) -> str:
+    lines = [MD_START.format(dataset), f"## Model families ({dataset}, {args.minutes:g} minutes of training)", "",
+             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+             f"- machine: {machine()}, cpu",
+             f"- command: `{command()}`",
+             f"- {args.parallel} trainings at a time, {max(1, (os.cpu_count() or 2) // args.parallel)} torch "
+             f"thread(s) each; seeds {args.seeds}; mean ± standard deviation over seeds",
+             f"- metrics: {EVAL_N} samples against the {dataset} test split, shipped feature network; "
+             "sampler `none` is the standard normal, `gmm`/`flow` the latent prior fitted after training", "",
+             f"![32 samples of each model]({os.path.relpath(figure_path, md_dir)})", "",
+             "| model | sampler | parameters | img/s | minutes | epochs | FID | KID | precision | recall | density | "
+             "coverage | classes | class read |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in sorted(summary, key=lambda s: s["fid"]):
+        lines.append(f"| {s['model']} | {s['sampler']} | {s['parameters']:,} | {s['img_per_s']:.0f} | "
+                     f"{s['minutes']:.1f} | {s['epochs']:.1f} | {cell(s, 'fid', '.1f')} | {cell(s, 'kid', '.3f')} | "
+                     f"{cell(s, 'precision', '.3f')} | {cell(s, 'recall', '.3f')} | {cell(s, 'density', '.3f')} | "
+                     f"{cell(s, 'coverage', '.3f')} | {cell(s, 'classes_covered', '.1f')} | "
+                     f"{cell(s, 'conditional_accuracy', '.3f')} |")
+    lines += ["", "Targets of the model-families issue:", "", *targets(summary, dataset)]
+    return "\n".join(lines + [MD_END.format(dataset)])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--minutes", type=float, default=15)
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--models", default="beta-vae,cvae,wgan-gp,sngan,cgan,vae,dcgan,ref-vae,ref-dcgan")
+    p.add_argument("--parallel", type=int, default=2, help="trainings at once")
+    p.add_argument("--priors", default="gmm,flow", help="latent priors of autoencoders; the first is fitted "
+                   "by `train`, the others after it")
+    p.add_argument("--out", type=Path, default=Path("bench/out/families"))
+    p.add_argument("--figure", type=Path, help="default: <out>/families-<dataset>.png")
+    p.add_argument("--write-md", type=Path)
+    args = p.parse_args()
+    out = args.out / args.dataset
+    out.mkdir(parents=True, exist_ok=True)
+    models, seeds = args.models.split(","), [int(s) for s in args.seeds.split(",")]
+    train_all([(m, s) for s in seeds for m in models], args.dataset, args.minutes, out, args.parallel,
+              args.priors.split(","))
+    runs = [out / f"{m}-s{s}" for s in seeds for m in models if RunDir(out / f"{m}-s{s}").weights.exists()]
+    rows = [row for run in runs for row in evaluate_run(run, args.dataset)]
+    (out / "families.json").write_text(json.dumps(rows, indent=1))
+    summary = summarise(rows)
+    fig_path = args.figure or out / f"families-{args.dataset}.png"
+    figure([out / f"{m}-s{seeds[0]}" for m in models if (out / f"{m}-s{seeds[0]}").exists()], fig_path,
+           f"{args.dataset}: 32 samples per model after {args.minutes:g} minutes of training")
+    block = markdown(summary, args.dataset, args, fig_path, (args.write_md or out).resolve().parent)
+    print(block)
+    if args.write_md:
+        write_block(args.write_md, block, MD_START.format(args.dataset), MD_END.format(args.dataset))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""`genforge detect`: judge images with a trained detector, or train one.
+
+    genforge detect DET_DIR IMAGE_OR_FOLDER_OR_SLICE... [--json FILE] [--heatmap DIR] [--threshold T]
+    genforge detect train --real DATA --fake RUN_DIR... --out DET_DIR [--steps N | --minutes M]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from ..errors import GenforgeError
+
+JUDGE_ONLY = ("json", "heatmap", "threshold")
+TRAIN_ONLY = ("real", "fake", "out", "steps", "minutes")
+
+
+def add_parser(sub) -> None:
+    from . import positive_float, positive_int
+    p = sub.add_parser("detect", help="tell real images from generated or edited ones", description=(
+        "genforge detect DET_DIR INPUT...: print, for each image, the probability that it is generated or "
+        "edited and the verdict at the detector's threshold; INPUT is an image file, a folder, an .npz "
+        "with an array 'images', or a data slice such as mnist:test:0-99. Images of another size or mode "
+        "are converted (with a note); unreadable files are reported and the rest still judged (exit "
+        "status 1 when some could not be read). "
+        "genforge detect train --real DATA --fake RUN_DIR... --out DET_DIR: train a detector of DATA's "
+        "real images against samples of, and regions pasted by, the models of the run directories."))
+    p.add_argument("target", help="DET_DIR, or the word train")
+    p.add_argument("inputs", nargs="*", help="images to judge")
+    p.add_argument("--json", help="also write the verdicts as JSON to this file")
+    p.add_argument("--heatmap", help="write a PNG of each image with its edited regions in red to this folder")
+    p.add_argument("--threshold", type=float, help="probability above which an image is called generated "
+                   "or edited (default: the detector's own)")
+    train = p.add_argument_group("train")
+    train.add_argument("--real", help="real images: a data set or slice, e.g. mnist or mnist:train:0-9999")
+    train.add_argument("--fake", nargs="+", metavar="RUN_DIR", help="run directories of the models to detect")
+    train.add_argument("--out", help="detector directory to write")
+    train.add_argument("--steps", type=positive_int, help="optimisation steps")
+    train.add_argument("--minutes", type=positive_float, help="wall-clock minutes of training")
+    train.add_argument("--batch-size", type=positive_int, default=64)
+    train.add_argument("--width", type=positive_int, default=32, help="channels of the first layer (default 32)")
+    train.add_argument("--fakes-per-source", type=positive_int, default=2000,
+                       help="samples and pastes made from each run directory (default 2000 of each)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    training = args.target == "train"
+    misplaced = [name for name in (JUDGE_ONLY if training else TRAIN_ONLY) if getattr(args, name) is not None]
+    if misplaced:
+        mode = "`genforge detect train`" if not training else "judging (`genforge detect DET_DIR INPUT...`)"
+        raise GenforgeError(f"--{misplaced[0]} belongs to {mode}, not here")
+    return train_command(args) if training else judge(args)
+
+
+def train_command(args) -> int:
+    from .. import api
+    from ..data import load_dataset, parse_slice
+    from ..detect import DetectTrainConfig, train_detector
+    from ..detect.train import report
+    if args.inputs or not (args.real and args.fake and args.out):
+        raise GenforgeError("write genforge detect train --real DATA --fake RUN_DIR... --out DET_DIR")
+    if args.steps is None and args.minutes is None:
+        raise GenforgeError("give a training budget: --steps N or --minutes M")
+    channels, size, _ = api.load(args.fake[0]).image_shape
+    name, split, start, stop = parse_slice(args.real)
+    real = load_dataset(name, split, image_size=size, channels=channels).subset(slice(start, stop))
+    config = DetectTrainConfig(steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
+                               width=args.width, fakes_per_source=args.fakes_per_source, seed=args.seed)
+    _, card = train_detector(real, args.fake, args.out, config, real_spec=args.real, progress=not args.no_progress)
+    print(report(card))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def judge(args) -> int:
+    import torch
+
+    from ..detect import load_detector
+    from ..detect.heatmap import overlay
+    from ..detect.inputs import read_inputs
+    from ..report.grid import save_png
+    if not args.inputs:
+        raise GenforgeError(f"give images to judge: genforge detect {args.target} IMAGE_OR_FOLDER...")
+    detector, card = load_detector(args.target)
+    threshold = card["threshold"] if args.threshold is None else args.threshold
+    items = [item for target in args.inputs for item in read_inputs(target, detector.config.in_channels,
+                                                                   detector.config.image_size)]
+    readable = [item for item in items if not item.error]
+    if not readable:
+        raise GenforgeError(f"none of the {len(items)} image(s) could be read; "
+                            f"first: {items[0].name}: {items[0].error}")
+    probs, maps = detector.predict(torch.stack([item.image for item in readable]))
+    verdicts = []
+    print(f"probability that the image is generated or edited (verdict at threshold {threshold:g}):")
+    for item, p in zip(readable, probs.tolist()):
+        verdict = "generated/edited" if p >= threshold else "real"
+        verdicts.append({"image": item.name, "probability": p, "verdict": verdict, "note": item.note})
+        print(f"{p:7.4f}  {verdict:16s}  {item.name}" + (f"  ({item.note})" if item.note else ""))
+    for item in items:
+        if item.error:
+            print(f"genforge: {item.name}: {item.error}", file=sys.stderr)
+    flagged = sum(v["verdict"] != "real" for v in verdicts)
+    print(f"{len(readable)} judged: {flagged} generated/edited, {len(readable) - flagged} real"
+          + (f"; {len(items) - len(readable)} unreadable" if len(readable) < len(items) else ""))
+    if args.heatmap:
+        folder = Path(args.heatmap)
+        for item, edit_map in zip(readable, maps):
+            stem = re.sub(r"[^A-Za-z0-9_.-]", "_", str(Path(item.name).with_suffix("")))
+            save_png(overlay(item.original, edit_map), folder / f"{stem}.png")
+        print(f"wrote {len(readable)} heatmaps to {folder}")
+    if args.json:
+        errors = [{"image": item.name, "error": item.error} for item in items if item.error]
+        Path(args.json).write_text(json.dumps({"detector": args.target, "threshold": threshold,
+                                               "images": verdicts, "unreadable": errors}, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 1 if len(readable) < len(items) else 0

@@ -1,0 +1,195 @@
+"""`genforge edit RUN_DIR --input IMAGES --op OP --out PATH`: edit real images through a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import GenforgeError
+
+OPS = ("reconstruct", "interpolate", "attribute", "swap-class", "inpaint", "directions")
+ROW = 16  # images per row of a comparison picture
+
+
+def add_parser(sub) -> None:
+    from . import positive_float, positive_int
+    p = sub.add_parser("edit", help="edit real images through a model's latent space", description=(
+        "Bring images into the model's latent space (encoder, or latent search for a GAN), change the code, "
+        "and decode. --input: a PNG/JPEG file, a folder of them, an .npz with an array 'images', or a data "
+        "set slice such as mnist:test:0-15. --out: a .png picture (originals above results), a .gif "
+        "(interpolate, directions), a folder of PNGs or an .npz of the results."))
+    p.add_argument("run_dir")
+    p.add_argument("--input", required=True, help="image file, folder, .npz, or DATASET:SPLIT:FIRST-LAST")
+    p.add_argument("--op", required=True, choices=OPS)
+    p.add_argument("--out", required=True, help="file.png, file.gif, a folder, or file.npz")
+    p.add_argument("--from", dest="source", type=int, help="attribute/swap-class: the source class "
+                   "(default: the input's labels, or what the classifier reads)")
+    p.add_argument("--to", dest="target", help="attribute: a class number, or thickness / slant; "
+                   "swap-class: a class number")
+    p.add_argument("--strength", type=float, default=1.5, help="attribute: multiple of the vector (default 1.5; "
+                   "negative reverses a property)")
+    p.add_argument("--steps", type=positive_int, default=8, help="interpolate/directions: images per path")
+    p.add_argument("--method", default=None, help="interpolate: slerp (default) or lerp; "
+                   "directions: sefa (default for GANs) or pca (of the inputs' codes)")
+    p.add_argument("--format", choices=("strip", "grid", "gif"), default="strip",
+                   help="interpolate/directions: one row per path (strip), a square grid, or an animated GIF")
+    p.add_argument("--mask", help="inpaint: PNG of the image's size, white = missing")
+    p.add_argument("--box", help="inpaint: missing box x0,y0,x1,y1 in pixels")
+    p.add_argument("--blend", type=float, default=0.0, help="inpaint: feather the fill into the border "
+                   "(Gaussian sigma in pixels; 0 changes only masked pixels)")
+    p.add_argument("--num-directions", type=positive_int, default=5)
+    p.add_argument("--span", type=positive_float, default=3.0, help="directions: walk +-span standard deviations")
+    p.add_argument("--search-steps", type=positive_int, default=150, help="latent search: Adam steps")
+    p.add_argument("--restarts", type=positive_int, default=3, help="latent search: random starts per image")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from .. import api
+    from ..edit import Editor, FitConfig, as_float, read_images
+    editor = Editor(api.load(args.run_dir), FitConfig(steps=args.search_steps, restarts=args.restarts, seed=args.seed),
+                    progress=not args.no_progress, seed=args.seed)
+    images = read_images(args.input, editor.image_shape)
+    summary = OPERATIONS[args.op](editor, images, as_float(images), args)
+    print(summary)
+    return 0
+
+
+def reconstruct(editor, images, x, args) -> str:
+    from ..edit import reconstruction_quality
+    labels = _labels_if_conditional(editor, images)
+    out = editor.reconstruct(x, labels)
+    q = reconstruction_quality(x, out, editor.feature_net)
+    agreement = f", classifier agreement {q['agreement']:.0%}" if "agreement" in q else ""
+    return (f"reconstructed {len(x)} image(s) into {_write_results(args.out, x, out)}: MSE {q['mse']:.4f}, "
+            f"PSNR {q['psnr']:.1f} dB, SSIM {q['ssim']:.3f}{agreement}; {_realism(editor, x, out, labels)}")
+
+
+def interpolate(editor, images, x, args) -> str:
+    if len(x) < 2:
+        raise GenforgeError("interpolate needs at least 2 images: it goes from image 0 to 1, 2 to 3, ...")
+    pairs = len(x) // 2
+    labels = _labels_if_conditional(editor, images)
+    l0, l1 = (None, None) if labels is None else (labels[0:2 * pairs:2], labels[1:2 * pairs:2])
+    frames = editor.interpolate(x[0:2 * pairs:2], x[1:2 * pairs:2], args.steps, args.method or "slerp", l0, l1)
+    path = _write_paths(args.out, frames, args.format)
+    return f"wrote {pairs} interpolation(s) of {args.steps} steps ({args.method or 'slerp'}) to {path}"
+
+
+def attribute(editor, images, x, args) -> str:
+    target = _target(args)
+    if isinstance(target, int):
+        # without --from: the input's labels where it has them, else what the classifier reads
+        source = images.labels if args.source is None else torch.full((len(x),), args.source)
+        out = editor.attribute(x, target, source, args.strength)
+        change = _class_change(editor, x, out, target)
+    else:
+        out = editor.attribute(x, target, strength=args.strength)
+        change = f"moved along {target} by {args.strength:g}"
+    return f"{change}; wrote {_write_results(args.out, x, out)}; {_realism(editor, x, out)}"
+
+
+def swap_class(editor, images, x, args) -> str:
+    target = _target(args)
+    if not isinstance(target, int):
+        raise GenforgeError(f"swap-class --to takes a class number, not {target!r}")
+    source = torch.full((len(x),), args.source) if args.source is not None else editor.source_labels(images)
+    out = editor.swap_class(x, source, target)
+    labels = torch.full((len(x),), target)
+    return (f"{_class_change(editor, x, out, target)}; wrote {_write_results(args.out, x, out)}; "
+            f"{_realism(editor, x, out, source, labels)}")
+
+
+def inpaint(editor, images, x, args) -> str:
+    from ..edit import box_mask, read_mask
+    size = editor.image_shape[1]
+    if (args.mask is None) == (args.box is None):
+        raise GenforgeError("inpaint needs exactly one of --mask PNG or --box x0,y0,x1,y1")
+    mask = read_mask(args.mask, size) if args.mask else box_mask(args.box, size)
+    labels = _labels_if_conditional(editor, images)
+    out = editor.inpaint(x, mask, labels, args.blend)
+    fills = {"model": out, **editor.baselines(x, mask)}
+    mse = ", ".join(f"{name} {_masked_mse(fill, x, mask):.4f}" for name, fill in fills.items())
+    summary = f"masked MSE: {mse}"
+    if images.labels is not None and editor.feature_net is not None:
+        acc = ", ".join(f"{name} {(editor.reads(fill) == images.labels).float().mean():.0%}"
+                        for name, fill in fills.items())
+        summary += f"; classifier accuracy: {acc}"
+    path = _write_results(args.out, x, out, middle=x * (1 - mask) + 0.5 * mask)
+    return f"{summary}; wrote {path}; {_realism(editor, x, out, labels)}"
+
+
+def directions(editor, images, x, args) -> str:
+    method = args.method or ("sefa" if editor.model.first_layer_weight() is not None else "pca")
+    dirs, scales = editor.directions(method, args.num_directions, x)
+    labels = _labels_if_conditional(editor, images)
+    start = editor.invert(x[:1], None if labels is None else labels[:1])[0]
+    walks = editor.traverse(start, dirs, scales if method == "pca" else torch.ones(len(dirs)), args.steps,
+                            args.span, None if labels is None else labels[:1])
+    path = _write_paths(args.out, walks.transpose(0, 1), args.format)
+    what = "standard deviations" if method == "pca" else "eigenvalues"
+    return f"wrote {len(dirs)} {method} direction(s) to {path}; {what}: " + ", ".join(f"{v:.3g}" for v in scales)
+
+
+OPERATIONS = {"reconstruct": reconstruct, "interpolate": interpolate, "attribute": attribute,
+              "swap-class": swap_class, "inpaint": inpaint, "directions": directions}
+
+
+# --- helpers ------------------------------------------------------------------------------
+def _target(args) -> int | str:
+    if args.target is None:
+        properties = ", or thickness / slant" if args.op == "attribute" else ""
+        raise GenforgeError(f"{args.op} needs --to (a class number{properties})")
+    return int(args.target) if args.target.lstrip("-").isdigit() else args.target
+
+
+def _labels_if_conditional(editor, images) -> torch.Tensor | None:
+    return editor.source_labels(images) if editor.model.is_conditional else None
+
+
+def _class_change(editor, x, out, target: int) -> str:
+    if editor.feature_net is None:
+        return "no classifier to read the classes"
+    before = (editor.reads(x) == target).float().mean()
+    after = (editor.reads(out) == target).float().mean()
+    return f"classifier reads class {target} in {after:.0%} of edited images (before: {before:.0%})"
+
+
+def _realism(editor, x, out, labels=None, out_labels=None) -> str:
+    before, after = editor.realism(x, labels), editor.realism(out, labels if out_labels is None else out_labels)
+    if before is None:
+        return f"realism: unavailable ({editor.model.name} has no discriminator)"
+    return f"discriminator P(real): inputs {before.mean():.2f}, results {after.mean():.2f}"
+
+
+def _masked_mse(fill, x, mask) -> float:
+    mask = mask.expand_as(x)
+    return float(((fill - x).pow(2) * mask).sum() / mask.sum())
+
+
+def _write_results(out: str, x: torch.Tensor, results: torch.Tensor, middle: torch.Tensor | None = None) -> Path:
+    """A .png shows inputs above results (and a middle row, e.g. the masked input), ROW per block;
+    any other path gets the results alone (a folder of PNGs or an .npz)."""
+    from ..imageio import save_images
+    from ..report.grid import make_grid, save_png
+    if Path(out).suffix.lower() != ".png":
+        return save_images(results, out)
+    rows = [x] + ([middle] if middle is not None else []) + [results]
+    blocks = [torch.cat([r[i:i + ROW] for r in rows]) for i in range(0, len(x), ROW)]
+    return save_png(make_grid(torch.cat(blocks), nrow=min(ROW, len(x)), scale=2), out)
+
+
+def _write_paths(out: str, frames: torch.Tensor, fmt: str) -> Path:
+    """frames (steps, P, C, H, W): P paths as rows of a strip, a square grid, or a GIF."""
+    from ..edit.gif import save_gif
+    from ..report.grid import make_grid, save_png
+    steps, paths = frames.shape[:2]
+    if fmt == "gif" or Path(out).suffix.lower() == ".gif":
+        return save_gif(frames, out)
+    if Path(out).suffix.lower() != ".png":
+        raise GenforgeError(f"--out {out}: write paths to a .png (strip or grid) or a .gif")
+    by_path = frames.transpose(0, 1).flatten(0, 1)
+    return save_png(make_grid(by_path, nrow=steps if fmt == "strip" else None, scale=2), out)

@@ -1,0 +1,111 @@
+"""The detector network: is an image real, generated, or edited, and where was it edited?
+
+Two views of the image feed it. The pixel branch is a small encoder (full, 1/2 and 1/4
+resolution) whose features also drive a U-Net-like decoder that paints a per-pixel map of
+edited regions. The spectrum branch looks at the log-magnitude Fourier spectrum, where the
+transposed convolutions of generators leave periodic up-sampling peaks that pixels hide.
+The image-level logit reads both. Saved as safetensors + a JSON card, never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save as st_save
+from torch import nn
+
+from ..errors import GenforgeError
+from ..train.checkpoint import atomic_write, load_weights, read_safetensors
+
+WEIGHTS, CARD = "detector.safetensors", "detector.json"
+
+
+@dataclass
+class DetectorConfig:
+    in_channels: int = 1
+    image_size: int = 28
+    width: int = 32
+
+
+def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out),
+                         nn.ReLU(inplace=True))
+
+
+def log_spectrum(x: torch.Tensor) -> torch.Tensor:
+    """Centred log-magnitude spectrum of images in [0, 1], roughly in [0, 2]."""
+    magnitude = torch.fft.fft2(x - x.mean(dim=(-2, -1), keepdim=True), norm="ortho").abs()
+    return torch.fft.fftshift(torch.log1p(magnitude), dim=(-2, -1)) / 2
+
+
+class Detector(nn.Module):
+    def __init__(self, config: DetectorConfig):
+        super().__init__()
+        self.config = config
+        c, w = config.in_channels, config.width
+        self.at_full = nn.Sequential(_conv(c, w), _conv(w, w))
+        self.at_half = _conv(w, 2 * w, stride=2)
+        self.at_quarter = nn.Sequential(_conv(2 * w, 4 * w, stride=2), _conv(4 * w, 4 * w))
+        self.spectrum = nn.Sequential(_conv(c, w, stride=2), _conv(w, 2 * w, stride=2),
+                                      nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classify = nn.Linear(2 * 4 * w + 2 * w, 1)
+        self.up_half = _conv(4 * w + 2 * w, w)
+        self.up_full = _conv(w + w, w)
+        self.to_mask = nn.Conv2d(w, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image logits (N,) and edit-map logits (N, 1, H, W) for images (N, C, H, W) in [0, 1]."""
+        full = self.at_full((x - 0.5) / 0.5)
+        half = self.at_half(full)
+        quarter = self.at_quarter(half)
+        pooled = torch.cat([quarter.mean(dim=(2, 3)), quarter.amax(dim=(2, 3)), self.spectrum(log_spectrum(x))], 1)
+        logit = self.classify(pooled).squeeze(1)
+        up = F.interpolate(quarter, size=half.shape[-2:], mode="bilinear", align_corners=False)
+        up = self.up_half(torch.cat([up, half], 1))
+        up = F.interpolate(up, size=full.shape[-2:], mode="bilinear", align_corners=False)
+        mask_logits = self.to_mask(self.up_full(torch.cat([up, full], 1)))
+        return logit, mask_logits
+
+    @torch.inference_mode()
+    def predict(self, x: torch.Tensor, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+        """Probabilities (N,) that images are generated or edited, and edit maps (N, 1, H, W) in [0, 1]."""
+        self.eval()
+        probs, maps = [], []
+        for chunk in x.split(batch_size):
+            logit, mask_logits = self(chunk)
+            probs.append(torch.sigmoid(logit))
+            maps.append(torch.sigmoid(mask_logits))
+        return torch.cat(probs), torch.cat(maps)
+
+
+def save_detector(detector: Detector, directory: str | Path, card: dict) -> Path:
+    """Writes DIR/detector.safetensors and DIR/detector.json (config + whatever `card` holds)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in detector.state_dict().items()}
+    atomic_write(directory / WEIGHTS, st_save(tensors))
+    card = {"config": asdict(detector.config), **card}
+    atomic_write(directory / CARD, (json.dumps(card, indent=2) + "\n").encode())
+    return directory
+
+
+def load_detector(directory: str | Path) -> tuple[Detector, dict]:
+    """The detector of DIR in eval mode, and its card."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise GenforgeError(f"detector directory {directory} does not exist; train one with `genforge detect train`")
+    if not (directory / CARD).is_file() or not (directory / WEIGHTS).is_file():
+        raise GenforgeError(f"{directory} is not a genforge detector (no {CARD} and {WEIGHTS}); "
+                            "train one with `genforge detect train`")
+    try:
+        card = json.loads((directory / CARD).read_text())
+        detector = Detector(DetectorConfig(**card["config"]))
+    except (ValueError, KeyError, TypeError):
+        raise GenforgeError(f"{directory / CARD} is damaged or not a detector card") from None
+    tensors, _ = read_safetensors(directory / WEIGHTS)
+    load_weights(detector, tensors, directory / WEIGHTS)
+    return detector.eval(), card

@@ -1,0 +1,105 @@
+"""Fakes with known answers, made from genforge run directories.
+
+Two kinds per model: images it samples (wholly generated: the mask is all ones), and real
+images with a region pasted from the model's output (partially edited: the mask is the
+region). An autoencoder's donor is its reconstruction of the same real image, so the pasted
+region continues the picture as an inpainting would; a GAN's donor is one of its samples.
+Half the pastes are feathered, so the seam alone does not give them away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..api import Model, load
+from ..data import ImageSet
+from ..errors import GenforgeError
+from .augment import gaussian_blur, quantise
+
+
+@dataclass
+class FakeSet:
+    """Float images (N, C, H, W) in [0, 1], masks (N, 1, H, W) of what was generated, and the
+    source of each image as an index into `names` ("vae:sample", "vae:paste", ...)."""
+
+    images: torch.Tensor
+    masks: torch.Tensor
+    source: torch.Tensor
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, index) -> "FakeSet":
+        return FakeSet(self.images[index], self.masks[index], self.source[index], self.names)
+
+    def of(self, name: str) -> "FakeSet":
+        return self.subset(self.source == self.names.index(name))
+
+
+def concat(sets: list[FakeSet]) -> FakeSet:
+    names = [name for s in sets for name in s.names]
+    offsets = torch.tensor([0] + [len(s.names) for s in sets]).cumsum(0)
+    return FakeSet(torch.cat([s.images for s in sets]), torch.cat([s.masks for s in sets]),
+                   torch.cat([s.source + offsets[i] for i, s in enumerate(sets)]), names)
+
+
+def random_masks(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """n masks (N, 1, size, size) of 0/1: boxes or ellipses with sides of 1/5 to 1/2 of the
+    image, centred in its middle half (where the subject of a picture usually is)."""
+    centre = size / 4 + torch.rand(n, 2, generator=generator) * size / 2
+    half_side = size * (0.1 + 0.15 * torch.rand(n, 2, generator=generator))
+    grid = torch.arange(size, dtype=torch.float32) + 0.5
+    dy = (grid.view(1, -1, 1) - centre[:, 0].view(-1, 1, 1)) / half_side[:, 0].view(-1, 1, 1)
+    dx = (grid.view(1, 1, -1) - centre[:, 1].view(-1, 1, 1)) / half_side[:, 1].view(-1, 1, 1)
+    box = (dy.abs() <= 1) & (dx.abs() <= 1)
+    ellipse = dy ** 2 + dx ** 2 <= 1
+    is_box = (torch.rand(n, generator=generator) < 0.5).view(-1, 1, 1)
+    return torch.where(is_box, box, ellipse).unsqueeze(1).float()
+
+
+def paste(real: torch.Tensor, donor: torch.Tensor, masks: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Real images with the masked region taken from `donor`; half of them with a soft seam."""
+    alpha = masks.clone()
+    soft = torch.rand(len(masks), generator=generator) < 0.5
+    if soft.any():
+        alpha[soft] = torch.maximum(masks[soft], gaussian_blur(masks[soft], 1.0))
+    return quantise(alpha * donor + (1 - alpha) * real)
+
+
+def _donor(model: Model, real: torch.Tensor, labels: torch.Tensor | None, seed: int) -> torch.Tensor:
+    if model.module.is_autoencoder:
+        labels = labels if model.module.is_conditional else None
+        return model.decode(model.encode(real, labels), labels).cpu()
+    return model.sample(len(real), seed=seed)
+
+
+def model_fakes(run_dir: str | Path, real: ImageSet, n: int, seed: int = 0) -> FakeSet:
+    """n samples of the run's model ("NAME:sample") and n pastes into real images ("NAME:paste")."""
+    model = load(run_dir)
+    if model.image_shape != real.shape:
+        raise GenforgeError(f"{run_dir} makes {model.image_shape} images but the real images are {real.shape}; "
+                            "train the detector on the data the models were trained on")
+    name = Path(run_dir).name
+    generator = torch.Generator().manual_seed(seed)
+    samples = quantise(model.sample(n, seed=seed))
+    index = torch.randint(len(real), (n,), generator=generator)
+    originals = real.images[index].float() / 255
+    labels = real.labels[index] if real.labels is not None else None
+    if model.module.is_conditional and model.module.is_autoencoder and labels is None:
+        raise GenforgeError(f"{run_dir} is a conditional autoencoder; its pastes need labelled real images")
+    masks = random_masks(n, real.shape[-1], generator)
+    edited = paste(originals, _donor(model, originals, labels, seed + 1), masks, generator)
+    return FakeSet(torch.cat([samples, edited]), torch.cat([torch.ones_like(masks), masks]),
+                   torch.arange(2).repeat_interleave(n), [f"{name}:sample", f"{name}:paste"])
+
+
+def make_fakes(run_dirs: list[str | Path], real: ImageSet, n: int, seed: int = 0) -> FakeSet:
+    names = [Path(r).name for r in run_dirs]
+    if len(set(names)) != len(names):
+        raise GenforgeError(f"fake sources are named after their run directories, and these repeat: {names}; "
+                            "give the run directories distinct names")
+    return concat([model_fakes(r, real, n, seed + 1000 * i) for i, r in enumerate(run_dirs)])

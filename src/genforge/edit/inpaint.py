@@ -1,0 +1,70 @@
+"""Inpainting: fill the missing pixels of an image with a model's idea of what goes there.
+
+The model's fill comes from the code whose image best matches the pixels that are there
+(latent search over the known pixels, Yeh et al. 2017), started from the encoder for an
+autoencoder. Only masked pixels change, unless blending feathers the fill across the border.
+Two baselines show what the model adds: the mean training image, and the training image
+closest on the known pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..metrics.reconstruction import gaussian_window
+from ..models import GenerativeModel
+from .fit import FitConfig, fit_latents
+from .invert import encode, generate
+
+NEAREST_BATCH = 256
+
+
+def composite(x: torch.Tensor, fill: torch.Tensor, mask: torch.Tensor, blend: float = 0.0) -> torch.Tensor:
+    """x with its masked pixels (mask 1) taken from `fill`. With `blend` > 0 (a Gaussian sigma in
+    pixels) the fill also fades into the known pixels next to the mask, hiding the seam."""
+    if blend <= 0:
+        return torch.where(mask.bool(), fill, x)
+    alpha = torch.maximum(mask, _blur(mask, blend))
+    return alpha * fill + (1 - alpha) * x
+
+
+def _blur(mask: torch.Tensor, sigma: float) -> torch.Tensor:
+    size = 2 * math.ceil(2 * sigma) + 1
+    kernel = gaussian_window(size, sigma).to(mask.dtype)[None, None]
+    return F.conv2d(F.pad(mask, [size // 2] * 4, mode="replicate"), kernel)
+
+
+def inpaint(model: GenerativeModel, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None,
+            blend: float = 0.0, fit: FitConfig | None = None,
+            progress: bool = False) -> torch.Tensor:
+    """Images x (N, C, H, W) with the pixels under `mask` ((N or 1), 1, H, W; 1 = missing) filled by the model."""
+    known = 1 - mask
+    # The encoder never saw holes; showing it the hole as black (the usual background) is
+    # closer to its training data than any fill we could invent.
+    init = encode(model, x * known, labels) if model.is_autoencoder else None
+    # No feature loss: the features of an image with a hole describe the hole.
+    z = fit_latents(model, x, labels, known=known, init=init, config=fit or FitConfig(), progress=progress).z
+    return composite(x, generate(model, z, labels), mask.expand(len(x), *mask.shape[1:]), blend)
+
+
+def mean_fill(x: torch.Tensor, mask: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
+    """The baseline that fills every hole with the mean of the training images (N, C, H, W) in [0, 1]."""
+    return composite(x, train.float().mean(0, keepdim=True).expand_as(x), mask.expand(len(x), *mask.shape[1:]))
+
+
+def nearest_fill(x: torch.Tensor, mask: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
+    """The baseline that fills each hole from the training image nearest on the known pixels."""
+    mask = mask.expand(len(x), *mask.shape[1:])
+    t = train.flatten(1)
+    t_sq = t.pow(2)
+    donors = []
+    for i in range(0, len(x), NEAREST_BATCH):
+        known = (1 - mask[i:i + NEAREST_BATCH]).expand_as(x[i:i + NEAREST_BATCH]).flatten(1)
+        xk = x[i:i + NEAREST_BATCH].flatten(1) * known
+        # sum_p known (x - t)^2, expanded so the whole training set is two matrix products
+        distance = (xk * xk).sum(1, keepdim=True) - 2 * xk @ t.T + known @ t_sq.T
+        donors.append(train[distance.argmin(1)])
+    return composite(x, torch.cat(donors), mask)

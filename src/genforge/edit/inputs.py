@@ -1,0 +1,76 @@
+"""Reading the images to edit: a PNG/JPEG file, a folder of them, an `.npz` array, or a slice
+of a data set written `mnist:test:0-999`. Whatever comes in leaves as an ImageSet in the
+model's image shape; labels come along where the source has them (data sets, class folders).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import DATASETS, ImageSet, load_dataset, load_folder, parse_slice
+from ..errors import DataError
+from ..imageio import load_images
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+
+
+def read_images(source: str, image_shape: tuple[int, int, int], data_dir=None) -> ImageSet:
+    """The images named by `source`, converted to `image_shape` (C, H, W)."""
+    channels, size, _ = image_shape
+    path = Path(source).expanduser()
+    if path.is_dir():
+        images = load_folder(path, size, channels)
+        log.info("%s: read %d image(s) as %dx%d, %d channel(s)", path, len(images), size, size, channels)
+        return images
+    if path.is_file():
+        if path.suffix.lower() == ".npz":
+            return ImageSet(load_images(path, size, channels), name=path.name)
+        return ImageSet(read_image_file(path, size, channels)[None], name=path.name)
+    if ":" not in source and source.strip().lower().replace("_", "-") not in DATASETS:
+        raise DataError(f"{source}: no such file, folder or data set; give an image, a folder, an .npz "
+                        "or a data set slice such as mnist:test:0-99")
+    return _data_slice(source, image_shape, data_dir)
+
+
+def read_image_file(path: Path, size: int, channels: int) -> torch.Tensor:
+    """One PNG/JPEG file as uint8 (C, H, W), converted and resized with a notice where needed."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise DataError(f"{path}: not an image; give a .png/.jpg file, a folder of them, an .npz "
+                        "or a data set slice such as mnist:test:0-99")
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            mode = "L" if channels == 1 else "RGB"
+            if im.mode != mode or im.size != (size, size):
+                log.info("%s: converting a %dx%d %s image to %dx%d %s", path, im.width, im.height, im.mode,
+                         size, size, mode)
+            im = im.convert("RGBA" if im.mode == "P" else im.mode).convert(mode)
+            pixels = np.array(im.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"{path}: not a readable image ({e})") from None
+    return torch.from_numpy(pixels.reshape(size, size, channels)).permute(2, 0, 1).contiguous()
+
+
+def _data_slice(spec: str, image_shape: tuple[int, int, int], data_dir) -> ImageSet:
+    channels, size, _ = image_shape
+    name, split, start, stop = parse_slice(spec)
+    data = load_dataset(name, split, data_dir=data_dir, image_size=size, channels=channels)
+    stop = len(data) if stop is None else stop
+    if stop > len(data):
+        raise DataError(f"'{spec}' asks for images up to {stop - 1}, but the {split} split of {name} "
+                        f"has {len(data)} (0-{len(data) - 1})")
+    return data.subset(torch.arange(start, stop))
+
+
+def as_float(images: ImageSet | torch.Tensor) -> torch.Tensor:
+    """uint8 images (or an ImageSet) as floats in [0, 1], the model interface's form."""
+    x = images.images if isinstance(images, ImageSet) else images
+    return x.float().div(255)

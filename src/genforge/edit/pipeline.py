@@ -1,0 +1,186 @@
+"""The Editor: one trained model plus what its edits need from outside it - the data set's
+classifier (to judge edits, and to label samples), its training images (for attribute vectors
+and the inpainting baselines), and the settings of latent search.
+
+    editor = Editor(genforge.load("runs/vae"))
+    x = as_float(read_images("mnist:test:0-15", editor.image_shape))
+    eights = editor.attribute(x, target=8)
+
+Every edit takes and returns images (N, C, H, W) in [0, 1]; the operations themselves are
+plain functions in the modules beside this one.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import torch
+
+from ..api import Model
+from ..data import ImageSet, load_dataset
+from ..errors import GenforgeError
+from ..metrics.feature_net import FeatureNet, load_feature_net, shipped_feature_nets
+from .attribute import PROPERTIES, class_means, property_vector, sampled_codes, toward_class
+from .directions import pca_directions, sefa_directions
+from .directions import traverse as traverse_codes
+from .inpaint import inpaint as inpaint_images
+from .inpaint import mean_fill, nearest_fill
+from .interpolate import interpolate as interpolate_codes
+from .invert import encode, generate
+from .invert import invert as invert_images
+from .swap_class import swap_class as swap_images
+from .classify import class_reads
+from .fit import FitConfig
+from .realism import realism
+
+GROUP_N = 5000  # codes per attribute-vector estimate: class means settle well before this
+
+
+class Editor:
+    def __init__(self, model: Model, fit: FitConfig | None = None, progress: bool = False, seed: int = 0):
+        self.model = model.module
+        self.data = model.run_config["data"]
+        self.fit = fit or FitConfig(seed=seed)
+        self.progress = progress
+        self.seed = seed
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.model.config.image_shape)
+
+    @cached_property
+    def feature_net(self) -> FeatureNet | None:
+        """The data set's shipped classifier, or None where genforge ships none for these images."""
+        if self.data["dataset"] not in shipped_feature_nets():
+            return None
+        net, _ = load_feature_net(self.data["dataset"])
+        c = net.config
+        return net if (c.in_channels, c.image_size, c.image_size) == self.image_shape else None
+
+    def classifier(self) -> FeatureNet:
+        if self.feature_net is None:
+            raise GenforgeError(f"no classifier for {self.data['dataset']!r} images of shape {self.image_shape}; "
+                                "this edit needs one")
+        return self.feature_net
+
+    @cached_property
+    def train(self) -> ImageSet:
+        """The run's training images, read as it read them."""
+        d = self.data
+        return load_dataset(d["dataset"], "train", data_dir=d.get("data_dir"), image_size=d["image_size"],
+                            channels=d["channels"])
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed)
+
+    # --- judging ----------------------------------------------------------------------------
+    def reads(self, x: torch.Tensor) -> torch.Tensor | None:
+        return None if self.feature_net is None else class_reads(self.feature_net, x)
+
+    def realism(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor | None:
+        return realism(self.model, x, labels)
+
+    def source_labels(self, images: ImageSet) -> torch.Tensor:
+        """The true labels where the input has them, else what the classifier reads."""
+        if images.labels is not None:
+            return images.labels
+        return class_reads(self.classifier(), images.images.float() / 255)
+
+    # --- edits ------------------------------------------------------------------------------
+    def invert(self, x: torch.Tensor, labels: torch.Tensor | None = None, refine: bool = False) -> torch.Tensor:
+        self._needs_labels(labels)
+        return invert_images(self.model, x, labels, self.feature_net, self.fit, refine, self.progress)
+
+    def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return generate(self.model, self.invert(x, labels), labels)
+
+    def interpolate(self, x0: torch.Tensor, x1: torch.Tensor, steps: int = 8, method: str = "slerp",
+                    labels0: torch.Tensor | None = None, labels1: torch.Tensor | None = None) -> torch.Tensor:
+        """Frames (steps, N, C, H, W) from each x0 to each x1 (for a conditional model the label
+        switches half way, as a label cannot be blended)."""
+        z0, z1 = self.invert(x0, labels0), self.invert(x1, labels1)
+        codes = interpolate_codes(z0, z1, steps, method)
+        frames = []
+        for t in range(steps):
+            labels = labels0 if t < steps / 2 else labels1
+            frames.append(generate(self.model, codes[:, t], labels))
+        return torch.stack(frames)
+
+    def attribute(self, x: torch.Tensor, target: int | str, source: torch.Tensor | None = None,
+                  strength: float = 1.0) -> torch.Tensor:
+        """x moved toward class `target` from classes `source` (N,) (default: what the classifier
+        reads), or along a pixel property ("thickness", "slant"; a negative strength reverses it)."""
+        if self.model.is_conditional:
+            raise GenforgeError(f"model {self.model.name!r} is conditional: its codes hold style, not class; "
+                                "use swap-class to change the class")
+        z = self.invert(x)
+        if isinstance(target, str):
+            codes, values = self._property_codes(target)
+            return generate(self.model, z + strength * property_vector(codes, values))
+        codes, labels = self.labelled_codes
+        num_classes = self.classifier().config.num_classes
+        if not 0 <= target < num_classes:
+            raise GenforgeError(f"class {target} does not exist; {self.data['dataset']} has classes "
+                                f"0-{num_classes - 1}")
+        source = self.reads(x) if source is None else source
+        means = class_means(codes, labels, num_classes)
+        return generate(self.model, toward_class(z, source, target, means, strength))
+
+    def swap_class(self, x: torch.Tensor, source: torch.Tensor, target: int) -> torch.Tensor:
+        return swap_images(self.model, x, source, target, self.feature_net, self.fit, self.progress)
+
+    def inpaint(self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None,
+                blend: float = 0.0) -> torch.Tensor:
+        self._needs_labels(labels)
+        return inpaint_images(self.model, x, mask, labels, blend, self.fit, self.progress)
+
+    def baselines(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The two plain completions every inpainting is compared with."""
+        train = self.train.images.float() / 255
+        return {"mean fill": mean_fill(x, mask, train), "nearest": nearest_fill(x, mask, train)}
+
+    def directions(self, method: str, k: int, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """k unit directions (k, D) and their scales: "sefa" from the first layer's weights, "pca"
+        from the codes of images x (at least 2)."""
+        if method == "sefa":
+            return sefa_directions(self.model, k)
+        if method == "pca":
+            return pca_directions(self.invert(x), k)
+        raise GenforgeError(f"unknown direction method {method!r}; choose pca or sefa")
+
+    def traverse(self, z: torch.Tensor, dirs: torch.Tensor, scales: torch.Tensor, steps: int = 7,
+                 span: float = 3.0, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (k, steps, C, H, W) walking from code z (D,) along each direction."""
+        codes = traverse_codes(z, dirs, scales, steps, span)
+        k = len(dirs)
+        labels = None if labels is None else labels.expand(k * steps)
+        return generate(self.model, codes.flatten(0, 1), labels).unflatten(0, (k, steps))
+
+    # --- where group codes come from ----------------------------------------------------------
+    @cached_property
+    def labelled_codes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Codes with class labels: encoded training images for an autoencoder, prior draws
+        labelled by the classifier for a GAN (inverting thousands of images would take minutes)."""
+        if self.model.is_autoencoder:
+            train = self.train.subset(torch.randperm(len(self.train), generator=self._generator())[:GROUP_N])
+            if train.labels is None:
+                raise GenforgeError(f"the training images of {self.data['dataset']!r} have no labels")
+            return encode(self.model, train.images.float() / 255), train.labels
+        z, _, reads = sampled_codes(self.model, self.classifier(), GROUP_N, self._generator())
+        return z, reads
+
+    def _property_codes(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in PROPERTIES:
+            raise GenforgeError(f"unknown attribute {name!r}; give a class number or one of: "
+                                f"{', '.join(PROPERTIES)}")
+        measure = PROPERTIES[name]
+        if self.model.is_autoencoder:
+            idx = torch.randperm(len(self.train), generator=self._generator())[:GROUP_N]
+            images = self.train.images[idx].float() / 255
+            return encode(self.model, images), measure(images)
+        z = self.model.latent(GROUP_N, self._generator())
+        return z, measure(generate(self.model, z))
+
+    def _needs_labels(self, labels: torch.Tensor | None) -> None:
+        if self.model.is_conditional and labels is None:
+            raise GenforgeError(f"model {self.model.name!r} is conditional; give the images' labels")

@@ -1,0 +1,160 @@
+"""The GAN training recipe shared by every adversarial family: the loss, the penalties, the
+update schedule, augmentation and weight averaging are config switches; a family only
+chooses its networks and its defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .base import GenerativeModel, ModelConfig
+from .diffaugment import diff_augment, parse_policy
+from .ema import ema_copy, update_ema
+from .gan_losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty, r1_penalty
+
+
+@dataclass
+class GANConfig(ModelConfig):
+    latent_dim: int = 64
+    g_width: int = 64
+    d_width: int = 64
+    lr: float = 2e-4  # the generator's
+    lr_d: float | None = None  # None: same as lr; a different value is the two time-scale rule (TTUR)
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_critic: int = 1  # discriminator steps per generator step
+    loss: str = "ns"  # "ns" (non-saturating logistic), "hinge" or "wasserstein"
+    gp_weight: float = 0.0  # WGAN-GP gradient penalty; 0 is off
+    r1_gamma: float = 0.0  # R1 penalty on real images; 0 is off
+    label_smoothing: float = 0.0  # one-sided, "ns" only; 0 is off
+    ema_decay: float = 0.999  # sample from an average of the generator's weights; 0 is off
+    diffaug: str = ""  # comma list of color, translation, cutout
+    num_classes: int = 10  # used by conditional families
+    batch_size: int = 64
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.label_smoothing and self.loss != "ns":
+            raise ValueError(f"label_smoothing applies to the 'ns' loss only, not {self.loss!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        for name in ("lr", "latent_dim", "g_width", "d_width", "n_critic", "num_classes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.lr_d is not None and self.lr_d <= 0:
+            raise ValueError(f"lr_d must be positive (or None for lr), got {self.lr_d}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        for name in ("gp_weight", "r1_gamma"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 is off), got {getattr(self, name)}")
+        parse_policy(self.diffaug)
+
+
+class GAN(GenerativeModel):
+    """Holds `generator`, `discriminator` and `generator_ema` (the weight average that
+    samples, or None). Both networks work in [-1, 1] and take `labels` (None unless the
+    family is conditional): G(z, labels), D(x, labels)."""
+
+    Config = GANConfig
+    has_discriminator = True
+
+    def __init__(self, config: GANConfig):
+        super().__init__(config)
+        self.generator = self.make_generator(config)
+        self.discriminator = self.make_discriminator(config)
+        self.generator_ema = ema_copy(self.generator) if config.ema_decay else None
+        # A buffer, so the warm-up of the average survives checkpoints.
+        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+        self.augmentations = parse_policy(config.diffaug)
+
+    def make_generator(self, config: GANConfig) -> nn.Module:
+        raise NotImplementedError
+
+    def make_discriminator(self, config: GANConfig) -> nn.Module:
+        raise NotImplementedError
+
+    def configure_optimizers(self):
+        c = self.config
+        betas = (c.beta1, c.beta2)
+        return {
+            "generator": torch.optim.Adam(self.generator.parameters(), lr=c.lr, betas=betas),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d or c.lr, betas=betas),
+        }
+
+    # --- training ---------------------------------------------------------------------
+    def train_step(self, x, y, optimizers):
+        labels = self._labels(y, len(x))
+        real = x * 2 - 1
+        for _ in range(self.config.n_critic):
+            # Fresh noise for every critic step; the last fake is reused by the generator step.
+            fake = self.generator(self.latent(len(x)), labels)
+            stats = self._discriminator_step(real, fake.detach(), labels, optimizers["discriminator"])
+        stats["loss_g"] = self._generator_step(fake, labels, optimizers["generator"])
+        if self.generator_ema is not None:
+            update_ema(self.generator_ema, self.generator, self.config.ema_decay, int(self.ema_updates))
+            self.ema_updates += 1
+        return stats
+
+    def _critic(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """D as trained: behind the augmentations, so real and fake see the same ones."""
+        return self.discriminator(diff_augment(x, self.augmentations), labels)
+
+    def _discriminator_step(self, real, fake, labels, opt) -> dict[str, torch.Tensor]:
+        c = self.config
+        real_logits, fake_logits = self._critic(real, labels), self._critic(fake, labels)
+        loss = discriminator_loss(c.loss, real_logits, fake_logits, c.label_smoothing)
+        stats = {}
+        critic = lambda images: self._critic(images, labels)  # noqa: E731 - the penalties' view of D
+        if c.gp_weight:
+            stats["gp"] = gradient_penalty(critic, real, fake)
+            loss = loss + c.gp_weight * stats["gp"]
+        if c.r1_gamma:
+            stats["r1"] = r1_penalty(critic, real, c.r1_gamma)
+            loss = loss + stats["r1"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss_d": loss.detach(), **{k: v.detach() for k, v in stats.items()},
+                # D's belief that each batch is real; the trainer watches for a D that wins outright.
+                "d_real": torch.sigmoid(real_logits).mean().detach(),
+                "d_fake": torch.sigmoid(fake_logits).mean().detach()}
+
+    def _generator_step(self, fake, labels, opt) -> torch.Tensor:
+        self.discriminator.requires_grad_(False)  # the generator step needs no gradients for D's weights
+        loss = generator_loss(self.config.loss, self._critic(fake, labels))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        self.discriminator.requires_grad_(True)
+        return loss.detach()
+
+    # --- using the trained model ------------------------------------------------------------
+    def sampling_generator(self) -> nn.Module:
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    def generate(self, z, labels=None):
+        return (self.sampling_generator()(z, self._labels(labels, len(z))) + 1) / 2
+
+    def discriminate(self, x, labels=None):
+        return self.discriminator(x * 2 - 1, self._labels(labels, len(x)))
+
+    def first_layer_weight(self):
+        return self.sampling_generator().project.weight
+
+    def _labels(self, labels: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """The labels a conditional family needs, checked; None for the others."""
+        if not self.is_conditional:
+            return None
+        if labels is None:
+            raise ValueError(f"{self.name} is conditional: it needs class labels (data set with labels)")
+        if labels.shape != (n,) or labels.min() < 0 or labels.max() >= self.config.num_classes:
+            raise ValueError(f"{self.name} needs {n} labels in [0, {self.config.num_classes}), "
+                             f"got shape {tuple(labels.shape)}")
+        return labels

@@ -1,0 +1,59 @@
+"""A Gaussian mixture over the codes (Ghosh et al. 2020 fit one with 10 components).
+
+scikit-learn's EM fits it; the fitted weights, means and Cholesky factors of the covariances
+are kept as tensors, so sampling and densities run in torch with a seeded generator and the
+prior saves as safetensors. A conditional prior is one mixture per class.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.mixture import GaussianMixture
+
+from ..errors import GenforgeError
+from .base import LatentPrior
+
+
+class GaussianMixturePrior(LatentPrior):
+    kind = "gmm"
+
+    def __init__(self, dim: int, num_classes: int = 0, components: int = 10, seed: int = 0):
+        super().__init__(dim, num_classes)
+        self.components, self.seed = components, seed
+        groups = max(num_classes, 1)  # one mixture per class, or one for all codes
+        self.register_buffer("weights", torch.full((groups, components), 1.0 / components))
+        self.register_buffer("means", torch.zeros(groups, components, dim))
+        self.register_buffer("scale_tril", torch.eye(dim).repeat(groups, components, 1, 1))
+
+    def options(self) -> dict:
+        return {"components": self.components, "seed": self.seed}
+
+    def fit(self, z, labels=None):
+        self.check_input(z, labels)
+        groups = [z] if labels is None else [z[labels == c] for c in range(self.num_classes)]
+        for g, codes in enumerate(groups):
+            if len(codes) < self.components:
+                raise GenforgeError(f"a {self.components}-component mixture needs at least {self.components} "
+                                    f"codes{f' of class {g}' if labels is not None else ''}, got {len(codes)}")
+            gmm = GaussianMixture(self.components, covariance_type="full", random_state=self.seed)
+            gmm.fit(codes.double().cpu().numpy())
+            self.weights[g] = torch.from_numpy(gmm.weights_)
+            self.means[g] = torch.from_numpy(gmm.means_)
+            self.scale_tril[g] = torch.from_numpy(np.linalg.cholesky(gmm.covariances_))
+        return self
+
+    def sample(self, n, generator=None, labels=None):
+        self.check_labels(labels, n)
+        group = labels if labels is not None else torch.zeros(n, dtype=torch.long)
+        component = torch.multinomial(self.weights[group], 1, generator=generator).squeeze(1)
+        eps = torch.randn(n, self.dim, 1, generator=generator)
+        return self.means[group, component] + (self.scale_tril[group, component] @ eps).squeeze(-1)
+
+    def log_prob(self, z, labels=None):
+        self.check_input(z, labels)
+        group = labels if labels is not None else torch.zeros(len(z), dtype=torch.long)
+        mixture = torch.distributions.MixtureSameFamily(
+            torch.distributions.Categorical(self.weights[group]),
+            torch.distributions.MultivariateNormal(self.means[group], scale_tril=self.scale_tril[group]))
+        return mixture.log_prob(z)

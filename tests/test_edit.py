@@ -1,0 +1,173 @@
+"""Editing real MNIST digits through trained models: each edit does what it says."""
+
+import pytest
+import torch
+
+import genforge
+from genforge.cli import main
+from genforge.edit import (Editor, FitConfig, as_float, box_mask, centre_mask, composite, fit_latents,
+                           interpolate, mean_fill, read_images, read_mask, sefa_directions, slant)
+from genforge.errors import DataError, GenforgeError
+from genforge.models import MODELS, build_model
+
+QUICK_SEARCH = FitConfig(steps=40, restarts=2)
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory, mnist_train):
+    out = tmp_path_factory.mktemp("vae")
+    genforge.train("vae", "mnist", out, steps=300, batch_size=64, width=16, latent_dim=8, progress=False,
+                   report=False, seed=0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def editor(vae_run):
+    return Editor(genforge.load(vae_run), QUICK_SEARCH)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return read_images("mnist:test:0-63", (1, 28, 28))
+
+
+def test_inputs_read_files_folders_and_slices(tmp_path, digits):
+    from PIL import Image
+    Image.fromarray(digits.images[0, 0].numpy()).resize((56, 40)).convert("RGB").save(tmp_path / "big.png")
+    one = read_images(str(tmp_path / "big.png"), (1, 28, 28))
+    assert one.images.shape == (1, 1, 28, 28) and one.images.float().mean() > 10
+    assert len(read_images(str(tmp_path), (1, 28, 28))) == 1
+    assert digits.labels[:3].tolist() == [7, 2, 1]
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(DataError, match="not an image"):
+        read_images(str(tmp_path / "notes.txt"), (1, 28, 28))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no readable"):
+        read_images(str(tmp_path / "empty"), (1, 28, 28))
+    with pytest.raises(DataError, match="has 10000"):
+        read_images("mnist:test:9990-10009", (1, 28, 28))
+
+
+def test_masks_from_boxes_and_pngs(tmp_path):
+    from PIL import Image
+    mask = box_mask("2,3,10,5", 28)
+    assert mask.sum() == 8 * 2 and mask[0, 0, 3, 2] == 1 and mask[0, 0, 5, 2] == 0
+    Image.fromarray((mask[0, 0].numpy() * 255).astype("uint8")).save(tmp_path / "m.png")
+    assert torch.equal(read_mask(tmp_path / "m.png", 28), mask)
+    Image.new("L", (32, 32), 255).save(tmp_path / "big.png")
+    with pytest.raises(DataError, match="must be the image's size"):
+        read_mask(tmp_path / "big.png", 28)
+    with pytest.raises(DataError, match="not inside"):
+        box_mask("0,0,29,5", 28)
+
+
+def test_interpolation_ends_are_the_codes_and_their_reconstructions(editor, digits):
+    x = as_float(digits)[:4]
+    z = editor.invert(x)
+    for method in ("lerp", "slerp"):
+        path = interpolate(z[:2], z[2:], 5, method)
+        torch.testing.assert_close(path[:, 0], z[:2], atol=1e-5, rtol=0)
+        torch.testing.assert_close(path[:, -1], z[2:], atol=1e-5, rtol=0)
+    frames = editor.interpolate(x[:2], x[2:], steps=5)
+    recon = editor.reconstruct(x)
+    torch.testing.assert_close(frames[0], recon[:2], atol=1e-5, rtol=0)
+    torch.testing.assert_close(frames[-1], recon[2:], atol=1e-5, rtol=0)
+    # slerp keeps the norm between those of its ends; the straight line dips inside
+    mid_lerp, mid_slerp = interpolate(z[:1], -z[:1] + 1e-3, 3, "lerp")[0, 1], interpolate(z[:1], z[1:2], 3)[0, 1]
+    assert mid_lerp.norm() < 0.01 * z[0].norm()
+    assert mid_slerp.norm() >= 0.99 * min(z[0].norm(), z[1].norm())
+
+
+def test_attribute_vector_turns_digits_into_the_target_class(editor, digits):
+    x = as_float(digits)
+    not_eights = digits.labels != 8
+    edited = editor.attribute(x[not_eights], target=8, strength=1.5)
+    reads = editor.reads(edited)
+    assert (reads == 8).float().mean() > 0.6
+    assert (editor.reads(x[not_eights]) == 8).float().mean() < 0.05
+
+
+def test_slant_measures_a_sheared_digit():
+    upright = torch.zeros(1, 1, 28, 28)
+    upright[..., 4:24, 13:15] = 1
+    leaning = torch.zeros_like(upright)
+    for row in range(4, 24):  # top to the right, bottom to the left
+        col = 13 + (14 - row) // 3
+        leaning[..., row, col:col + 2] = 1
+    assert abs(slant(upright).item()) < 1e-6 and slant(leaning).item() > 0.2
+
+
+def test_inpainting_changes_only_the_mask_and_beats_the_mean(editor, digits):
+    x = as_float(digits)[:16]
+    mask = centre_mask(28, 14)
+    filled = editor.inpaint(x, mask)
+    outside = ~mask.bool().expand_as(x)
+    assert torch.equal(filled[outside], x[outside])
+    assert not torch.equal(filled, x)
+
+    def masked_mse(y):
+        return ((y - x).pow(2) * mask).sum() / (mask.sum() * len(x))
+    assert masked_mse(filled) < masked_mse(mean_fill(x, mask, editor.train.images[:5000].float() / 255))
+    blended = composite(x, filled, mask.expand_as(x), blend=1.0)
+    assert not torch.equal(blended[outside], x[outside])
+    assert torch.equal(blended[mask.bool().expand_as(x)], filled[mask.bool().expand_as(x)])
+
+
+def test_gan_inversion_lowers_the_loss_from_its_start(mnist_small):
+    torch.manual_seed(0)
+    gan = build_model("dcgan", g_width=8, d_width=8, latent_dim=16).eval()
+    x = mnist_small.images[:16].float() / 255
+    fit = fit_latents(gan, x, config=FitConfig(steps=15, restarts=2))
+    assert fit.z.shape == (16, 16)
+    assert (fit.loss < fit.start_loss).float().mean() > 0.9
+
+
+def test_sefa_directions_are_unit_and_ordered():
+    torch.manual_seed(0)
+    gan = build_model("dcgan", g_width=8, d_width=8, latent_dim=16)
+    dirs, eigenvalues = sefa_directions(gan, 5)
+    torch.testing.assert_close(dirs.norm(dim=1), torch.ones(5))
+    assert (eigenvalues[:-1] >= eigenvalues[1:]).all()
+    w = gan.first_layer_weight().detach()
+    torch.testing.assert_close((w @ dirs.T).pow(2).sum(0), eigenvalues, rtol=1e-4, atol=1e-4)
+
+
+def test_swap_class_needs_a_conditional_model(editor, digits):
+    with pytest.raises(GenforgeError, match="not conditional"):
+        editor.swap_class(as_float(digits)[:2], digits.labels[:2], 3)
+
+
+@pytest.mark.slow  # the label takes a thousand steps to steer the decoder
+@pytest.mark.skipif("cvae" not in MODELS, reason="the conditional VAE is not registered yet")
+def test_swap_class_with_a_conditional_vae_changes_the_class(tmp_path, mnist_train, digits):
+    run = genforge.train("cvae", "mnist", tmp_path / "cvae", steps=1000, batch_size=64, width=16, latent_dim=8,
+                         progress=False, report=False)
+    editor = Editor(run)
+    x = as_float(digits)
+    not_threes = digits.labels != 3
+    swapped = editor.swap_class(x[not_threes], digits.labels[not_threes], 3)
+    # a tiny model after 1000 steps: 67% here, from 0% before the swap
+    assert (editor.reads(swapped) == 3).float().mean() > 0.5
+
+
+@pytest.mark.parametrize("op", [["reconstruct"], ["interpolate", "--format", "gif"], ["attribute", "--to", "8"],
+                                ["inpaint", "--box", "7,7,21,21"], ["directions", "--method", "pca"]])
+def test_cli_runs_each_edit(vae_run, tmp_path, capsys, op):
+    out = tmp_path / ("edit.gif" if "gif" in op else "edit.png")
+    assert main(["edit", str(vae_run), "--input", "mnist:test:0-15", "--op", *op, "--out", str(out),
+                 "--search-steps", "20", "--restarts", "1", "--no-progress"]) == 0
+    assert out.stat().st_size > 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--input", "nothing.png", "--op", "reconstruct"], "no such file"),
+    (["--input", "mnist:test:0-3", "--op", "attribute", "--to", "12"], "class 12 does not exist"),
+    (["--input", "mnist:test:0-3", "--op", "swap-class", "--to", "3"], "not conditional"),
+    (["--input", "mnist:test:0-3", "--op", "inpaint", "--box", "1,2,3"], "bad box"),
+    (["--input", "mnist:test:0-3", "--op", "directions", "--method", "sefa"], "no linear first layer"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(vae_run, tmp_path, capsys, args, message):
+    assert main(["edit", str(vae_run), *args, "--out", str(tmp_path / "x.png"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

@@ -1,0 +1,185 @@
+"""The GAN families (wgan-gp, sngan, cgan) and the parts they share: losses, penalties,
+weight averaging, differentiable augmentation - each checked for what it must really do."""
+
+import pytest
+import torch
+from torch import nn
+
+from genforge.errors import UnknownName
+from genforge.metrics.feature_net import load_feature_net
+from genforge.models import build_model
+from genforge.models.diffaugment import diff_augment, parse_policy
+from genforge.models.ema import ema_copy, update_ema
+from genforge.models.gan_losses import gradient_penalty
+from genforge.train.batches import batches
+
+FAMILIES = ["wgan-gp", "sngan", "cgan"]
+SMALL = {"g_width": 16, "d_width": 16, "latent_dim": 16}
+
+
+def test_ema_moves_toward_the_weights_and_copies_batch_norm_buffers():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    average = ema_copy(net)
+    assert not any(p.requires_grad for p in average.parameters())
+    before = average[0].weight.clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+    net(torch.randn(16, 4) * 5 + 3)  # a training-mode forward moves BatchNorm's running statistics
+    update_ema(average, net, decay=0.9, step=10_000)
+    assert torch.allclose(average[0].weight, 0.9 * before + 0.1 * net[0].weight)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        assert torch.equal(getattr(average[1], name), getattr(net[1], name)), name
+
+
+def test_ema_warm_up_follows_the_weights_closely_at_first():
+    net = nn.Linear(2, 2)
+    average = ema_copy(net)
+    start = average.weight.clone()
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    update_ema(average, net, decay=0.999, step=0)  # warm-up decay (1 + 0) / (10 + 0) = 0.1
+    assert torch.allclose(average.weight, 0.1 * start + 0.9)
+
+
+def test_gradient_penalty_is_zero_for_a_unit_norm_linear_critic_and_not_otherwise():
+    torch.manual_seed(0)
+    real, fake = torch.randn(8, 1, 4, 4), torch.randn(8, 1, 4, 4)
+    w = torch.randn(16)
+    unit = lambda x: x.flatten(1) @ (w / w.norm())  # noqa: E731 - gradient norm 1 everywhere
+    double = lambda x: x.flatten(1) @ (2 * w / w.norm())  # noqa: E731 - gradient norm 2 everywhere
+    assert gradient_penalty(unit, real, fake) < 1e-10
+    assert torch.isclose(gradient_penalty(double, real, fake), torch.tensor(1.0))
+
+
+def test_gradient_penalty_draws_one_mixing_weight_per_sample():
+    torch.manual_seed(0)
+    real, fake = torch.zeros(16, 3, 4, 4), torch.ones(16, 3, 4, 4)
+    seen = []
+
+    def critic(x):
+        seen.append(x.detach())
+        return 0.5 * x.pow(2).flatten(1).sum(1)  # gradient = x: the penalty depends on where x lies
+
+    gradient_penalty(critic, real, fake)
+    mixed = seen[0]
+    # Between real (0) and fake (1), every pixel of an image mixed by the same weight ...
+    weights = mixed.flatten(1)
+    assert torch.allclose(weights, weights[:, :1].expand_as(weights))
+    # ... and a different weight for each image.
+    assert len(torch.unique(weights[:, 0])) == 16
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_diffaugment_keeps_shape_changes_images_and_passes_gradients(channels):
+    torch.manual_seed(0)
+    x = (torch.rand(8, channels, 28, 28) * 2 - 1).requires_grad_(True)
+    for policy in (["color"], ["translation"], ["cutout"], parse_policy("color,translation,cutout")):
+        out = diff_augment(x, policy)
+        assert out.shape == x.shape
+        assert not torch.allclose(out, x), policy
+        (grad,) = torch.autograd.grad(out.sum(), x)
+        assert grad.abs().sum() > 0, policy
+    # Shifting and cutting only move pixels or fill with black: the range stays [-1, 1].
+    moved = diff_augment(x, ["translation", "cutout"])
+    assert moved.min() >= -1 and moved.max() <= 1
+
+
+def test_diffaugment_is_seeded_by_torch_and_translation_moves_whole_images():
+    x = torch.full((4, 1, 16, 16), -1.0)
+    x[:, :, 8, 8] = 1.0  # one bright pixel in the middle: a shift of at most 2 keeps it inside
+    torch.manual_seed(3)
+    a = diff_augment(x, ["translation"])
+    torch.manual_seed(3)
+    assert torch.equal(a, diff_augment(x, ["translation"]))
+    assert torch.equal((a == 1).flatten(1).sum(1), torch.ones(4, dtype=torch.long))
+    assert ((a == 1).flatten(1).float().argmax(1) != 8 * 16 + 8).any()
+
+
+def _mean_image_distance(model, mean_real):
+    model.eval()
+    with torch.inference_mode():
+        d = (model.sample(256, generator=torch.Generator().manual_seed(1)).mean(0) - mean_real).pow(2).mean()
+    model.train()
+    return float(d)
+
+
+def _separation(model, real, labels):
+    """How often D ranks a real digit above a fake one (0.5: it cannot tell them apart)."""
+    model.eval()
+    with torch.inference_mode():
+        fake = model.sample(len(real), generator=torch.Generator().manual_seed(2), labels=labels)
+        d_labels = labels if model.is_conditional else None
+        d_real, d_fake = model.discriminate(real, d_labels), model.discriminate(fake, d_labels)
+    model.train()
+    return float((d_real[:, None] > d_fake[None, :]).float().mean())
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_family_learns_on_real_digits(name, mnist_small):
+    """In a hundred steps the discriminator learns to tell real from fake and the
+    generator's samples approach the data (mean image distance)."""
+    torch.manual_seed(0)
+    model = build_model(name, **SMALL)
+    opt = model.configure_optimizers()
+    mean_real = mnist_small.images.float().div(255).mean(0)
+    held_out = mnist_small.subset(torch.arange(1792, 2048))
+    real, labels = held_out.images.float().div(255), held_out.labels
+    before = _mean_image_distance(model, mean_real)
+    stream = batches(mnist_small.subset(torch.arange(1792)), 64, seed=0)
+    for _ in range(100):
+        losses = model.train_step(*next(stream), opt)
+    assert {"loss_d", "loss_g", "d_real", "d_fake"} <= set(losses)
+    assert ("gp" in losses) == (model.config.gp_weight > 0)
+    after = _mean_image_distance(model, mean_real)
+    assert after < 0.6 * before, (before, after)
+    assert _separation(model, real, labels) > 0.8
+
+
+@pytest.mark.slow
+def test_cgan_samples_become_the_requested_class(mnist_train):
+    """The shipped MNIST classifier reads short-trained cgan samples as the class asked for
+    far more often than chance (10%)."""
+    torch.manual_seed(0)
+    model = build_model("cgan", **SMALL)
+    opt = model.configure_optimizers()
+    stream = batches(mnist_train.subset(torch.arange(8192)), 64, seed=0)
+    for _ in range(300):
+        model.train_step(*next(stream), opt)
+    classifier, _ = load_feature_net("mnist")
+    wanted = torch.arange(500) % 10
+    model.eval()
+    with torch.inference_mode():
+        samples = model.sample(500, generator=torch.Generator().manual_seed(0), labels=wanted)
+        accuracy = float((classifier(samples).argmax(1) == wanted).float().mean())
+    assert accuracy > 0.4, accuracy
+
+
+def test_conditional_model_needs_labels():
+    model = build_model("cgan", **SMALL)
+    with pytest.raises(ValueError, match="needs class labels"):
+        model.train_step(torch.rand(4, 1, 28, 28), None, model.configure_optimizers())
+    with pytest.raises(ValueError, match=r"labels in \[0, 10\)"):
+        model.generate(model.latent(2), torch.tensor([0, 10]))
+
+
+def test_ema_generator_samples_and_can_be_switched_off():
+    model = build_model("sngan", **SMALL)
+    assert model.generator_ema is not None and model.first_layer_weight() is model.generator_ema.project.weight
+    plain = build_model("sngan", ema_decay=0, **SMALL)
+    assert plain.generator_ema is None and plain.first_layer_weight() is plain.generator.project.weight
+    assert plain.first_layer_weight().shape[1] == SMALL["latent_dim"]
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"loss": "lsgan"}, "loss must be one of"),
+    ({"loss": "ns", "label_smoothing": 0.5}, "label_smoothing must be in"),
+    ({"loss": "hinge", "label_smoothing": 0.1}, "'ns' loss only"),
+    ({"ema_decay": 1.0}, "ema_decay"),
+    ({"n_critic": 0}, "n_critic must be positive"),
+    ({"gp_weight": -1}, "gp_weight"),
+    ({"diffaug": "color,rotate"}, "unknown diffaug 'rotate'"),
+])
+def test_invalid_gan_config_is_a_clear_error(config, message):
+    with pytest.raises(UnknownName, match=message):
+        build_model("sngan", **config)
