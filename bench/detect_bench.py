@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 import genforge
-from genforge.data import load_dataset, parse_slice
+from genforge.data import load_dataset, load_slice, parse_slice
 from genforge.detect import DetectTrainConfig, train_detector
 from genforge.detect.evaluate import detector_scorer, localisation, per_source, under_perturbations
 from genforge.detect.fakes import FakeSet, concat, make_fakes, model_fakes
@@ -82,8 +82,8 @@ def timing(detector, images: torch.Tensor) -> dict[str, float]:
 def run_bench(args) -> dict:
     runs = [Path(r) for r in args.runs]
     channels, size, _ = genforge.load(runs[0]).image_shape
-    name, split, start, stop = parse_slice(args.real)
-    real_train = load_dataset(name, split, image_size=size, channels=channels).subset(slice(start, stop))
+    name = parse_slice(args.real)[0]
+    real_train = load_slice(args.real, size, channels)
     test = load_dataset(name, "test", image_size=size, channels=channels)
     n = args.n_test
     real_test = test.images[:n].float() / 255

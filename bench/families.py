@@ -32,6 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 import genforge  # noqa: E402
+from genforge.api import fit_prior  # noqa: E402
 from genforge.metrics.evaluate import evaluate_images  # noqa: E402
 from genforge.report import make_grid  # noqa: E402
 from genforge.train import RunDir  # noqa: E402
@@ -46,7 +47,7 @@ MD_START, MD_END = "<!-- families:{}:start -->", "<!-- families:{}:end -->"
 
 
 def train_all(jobs: list[tuple[str, int]], dataset: str, minutes: float, out: Path, parallel: int,
-              priors: list[str]) -> None:
+              prior: str) -> None:
     """Runs the trainings, `parallel` at a time, each in its own CLI process."""
     threads = max(1, (os.cpu_count() or 2) // parallel)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -61,7 +62,7 @@ def train_all(jobs: list[tuple[str, int]], dataset: str, minutes: float, out: Pa
             cmd = [sys.executable, "-m", "genforge", "train", "--model", model, "--dataset", dataset,
                    "--minutes", str(minutes), "--seed", str(seed), "--out", str(run), "--no-progress"]
             if genforge.models.model_class(model).is_autoencoder:
-                cmd += ["--prior", priors[0]]
+                cmd += ["--prior", prior]
             log = open(out / f"{model}-s{seed}.log", "w")
             print(f"training {model} seed {seed} ({threads} threads)", flush=True)
             running.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), run, log))
@@ -72,38 +73,36 @@ def train_all(jobs: list[tuple[str, int]], dataset: str, minutes: float, out: Pa
             running.remove(job)
             if proc.returncode != 0:
                 print(f"{run}: training failed (exit {proc.returncode}); see {run}.log", flush=True)
-    # The other priors are fitted after the fact, outside the training budget (they take seconds).
-    for run in sorted(out.glob("*-s*/")):
-        model = genforge.load(run)
-        if model.module.is_autoencoder:
-            for kind in priors[1:]:
-                subprocess.run([sys.executable, "-m", "genforge", "prior", str(run), "--kind", kind],
-                               check=True, stdout=subprocess.DEVNULL)
 
 
-def samplers(model) -> list[str]:
-    """Ways to draw latent codes: the standard normal, and each prior fitted to the run."""
-    return ["none", *model.available_priors()] if model.module.is_autoencoder else ["none"]
+def evaluate_run(run: Path, dataset: str, priors: list[str]) -> list[dict]:
+    """Metrics of one run: with the standard normal, and (autoencoders) with each latent prior.
 
-
-def evaluate_run(run: Path, dataset: str) -> list[dict]:
+    The first prior was fitted by `train`; the others are fitted here, after the fact and
+    outside the training budget (seconds), and the first is fitted again at the end so the
+    run keeps the prior it was trained with."""
     model = genforge.load(run)
     metrics_rows = RunDir(run).read_metrics()
     speeds = sorted(r["img_per_s"] for r in metrics_rows[1:]) or [0]
     base = {"model": model.name, "parameters": model.module.num_parameters(),
             "img_per_s": speeds[len(speeds) // 2], "minutes": metrics_rows[-1]["time_s"] / 60,
             "epochs": metrics_rows[-1]["epoch"]}
-    rows = []
     requested = torch.arange(EVAL_N) % model.module.config.num_classes if model.module.is_conditional else None
-    for prior in samplers(model):
-        images = model.sample(EVAL_N, seed=0, labels=requested, prior=prior)
+    samplers = ["none", *priors] if model.module.is_autoencoder else ["none"]
+    rows = []
+    for sampler in samplers:
+        if sampler not in ("none", model.prior_kind):
+            model = fit_prior(run, sampler)
+        images = model.sample(EVAL_N, seed=0, labels=requested, prior=sampler)
         result = evaluate_images(images, dataset, requested)
-        row = {**base, "sampler": prior, **{k: result[k] for k in METRICS}}
+        row = {**base, "sampler": sampler, **{k: result[k] for k in METRICS}}
         if requested is not None:
             row["conditional_accuracy"] = result["conditional_accuracy"]
         rows.append(row)
-        print(f"{run.name:16s} {prior:5s} FID {row['fid']:8.2f}  P {row['precision']:.3f}  R {row['recall']:.3f}",
-              flush=True)
+        print(f"{run.name:16s} {sampler:5s} FID {row['fid']:8.2f}  P {row['precision']:.3f}  "
+              f"R {row['recall']:.3f}", flush=True)
+    if model.module.is_autoencoder and model.prior_kind != priors[0]:
+        fit_prior(run, priors[0])
     return rows
 
 
@@ -217,7 +216,7 @@ def main() -> None:
     p.add_argument("--models", default="beta-vae,cvae,wgan-gp,sngan,cgan,vae,dcgan,ref-vae,ref-dcgan")
     p.add_argument("--parallel", type=int, default=2, help="trainings at once")
     p.add_argument("--priors", default="gmm,flow", help="latent priors of autoencoders; the first is fitted "
-                   "by `train`, the others after it")
+                   "by `train`, the others when evaluating")
     p.add_argument("--out", type=Path, default=Path("bench/out/families"))
     p.add_argument("--figure", type=Path, help="default: <out>/families-<dataset>.png")
     p.add_argument("--write-md", type=Path)
@@ -226,9 +225,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     models, seeds = args.models.split(","), [int(s) for s in args.seeds.split(",")]
     train_all([(m, s) for s in seeds for m in models], args.dataset, args.minutes, out, args.parallel,
-              args.priors.split(","))
+              args.priors.split(",")[0])
     runs = [out / f"{m}-s{s}" for s in seeds for m in models if RunDir(out / f"{m}-s{s}").weights.exists()]
-    rows = [row for run in runs for row in evaluate_run(run, args.dataset)]
+    rows = [row for run in runs for row in evaluate_run(run, args.dataset, args.priors.split(","))]
     (out / "families.json").write_text(json.dumps(rows, indent=1))
     summary = summarise(rows)
     fig_path = args.figure or out / f"families-{args.dataset}.png"

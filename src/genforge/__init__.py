@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from .api import Model, load, train  # noqa: E402
+from .api import Model, fit_prior, load, train  # noqa: E402
 from .errors import GenforgeError  # noqa: E402
 
-__all__ = ["Model", "load", "train", "GenforgeError", "__version__"]
+__all__ = ["Model", "fit_prior", "load", "train", "GenforgeError", "__version__"]

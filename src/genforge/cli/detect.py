@@ -59,7 +59,7 @@ def run(args) -> int:
 
 def train_command(args) -> int:
     from .. import api
-    from ..data import load_dataset, parse_slice
+    from ..data import load_slice
     from ..detect import DetectTrainConfig, train_detector
     from ..detect.train import report
     if args.inputs or not (args.real and args.fake and args.out):
@@ -67,8 +67,7 @@ def train_command(args) -> int:
     if args.steps is None and args.minutes is None:
         raise GenforgeError("give a training budget: --steps N or --minutes M")
     channels, size, _ = api.load(args.fake[0]).image_shape
-    name, split, start, stop = parse_slice(args.real)
-    real = load_dataset(name, split, image_size=size, channels=channels).subset(slice(start, stop))
+    real = load_slice(args.real, size, channels)
     config = DetectTrainConfig(steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
                                width=args.width, fakes_per_source=args.fakes_per_source, seed=args.seed)
     _, card = train_detector(real, args.fake, args.out, config, real_spec=args.real, progress=not args.no_progress)

@@ -26,7 +26,7 @@ def _image_files(root: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
-def _to_mode(im: Image.Image, gray: bool) -> Image.Image:
+def to_mode(im: Image.Image, gray: bool) -> Image.Image:
     if im.mode.startswith("I"):
         # 16-bit grey: Pillow's convert('L') clips at 255, so scale it down ourselves
         im = Image.fromarray((np.clip(np.asarray(im, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8))
@@ -40,7 +40,7 @@ def _read(path: Path, size: int, channels: int | None) -> tuple[np.ndarray, bool
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)  # phone photos store rotation in EXIF
         is_gray = im.mode in GRAY_MODES
-        im = _to_mode(im, channels == 1 or (channels is None and is_gray))
+        im = to_mode(im, channels == 1 or (channels is None and is_gray))
         shrink = im.width > size or im.height > size
         im = im.resize((size, size), Image.Resampling.LANCZOS if shrink else Image.Resampling.BICUBIC)
         pixels = np.asarray(im, dtype=np.uint8)

@@ -116,3 +116,14 @@ def parse_slice(spec: str) -> tuple[str, str, int, int | None]:
     if len(parts) == 3:
         start, stop = _parse_range(parts[2], spec)
     return name, split, start, stop
+
+
+def load_slice(spec: str, image_size: int | None = None, channels: int | None = None, data_dir=None) -> ImageSet:
+    """The images a slice such as "mnist:test:0-999" names (the syntax every image input takes)."""
+    name, split, start, stop = parse_slice(spec)
+    data = load_dataset(name, split, data_dir=data_dir, image_size=image_size, channels=channels)
+    stop = len(data) if stop is None else stop
+    if stop > len(data):
+        raise DataError(f"'{spec}' asks for images up to {stop - 1}, but the {split} split of {name} "
+                        f"has {len(data)} (0-{len(data) - 1})")
+    return data.subset(torch.arange(start, stop))

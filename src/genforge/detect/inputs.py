@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..data import load_dataset, parse_slice
-from ..data.folder import _to_mode
+from ..data import load_slice, parse_slice
+from ..data.folder import to_mode
 from ..errors import DataError
 from ..imageio import load_images
 
@@ -38,7 +38,7 @@ def _read_file(path: Path, name: str, channels: int, size: int) -> Item:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
             mode, (w, h) = im.mode, im.size
-            converted = _to_mode(im, gray=channels == 1)
+            converted = to_mode(im, gray=channels == 1)
     except Exception as e:  # Pillow signals a bad file with many exception types; any means unreadable
         return Item(name, error=f"not a readable image ({type(e).__name__}: {e})")
     notes = []
@@ -73,9 +73,6 @@ def read_inputs(target: str, channels: int, size: int) -> list[Item]:
     if ":" not in target:
         raise DataError(f"{target}: no such file or folder (give images, a folder, an .npz or a data slice "
                         "such as mnist:test:0-99)")
-    name, split, start, stop = parse_slice(target)
-    data = load_dataset(name, split, image_size=size, channels=channels)
-    stop = len(data) if stop is None else min(stop, len(data))
-    if start >= stop:
-        raise DataError(f"{target} selects no images ({name}:{split} has {len(data)})")
-    return _from_tensor([f"{name}:{split}:{i}" for i in range(start, stop)], data.images[start:stop])
+    name, split, start, _ = parse_slice(target)
+    data = load_slice(target, size, channels)
+    return _from_tensor([f"{name}:{split}:{start + i}" for i in range(len(data))], data.images)

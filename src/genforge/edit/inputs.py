@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import DATASETS, ImageSet, load_dataset, load_folder, parse_slice
+from ..data import DATASETS, ImageSet, load_folder, load_slice
 from ..errors import DataError
 from ..imageio import load_images
 
@@ -35,7 +35,7 @@ def read_images(source: str, image_shape: tuple[int, int, int], data_dir=None) -
     if ":" not in source and source.strip().lower().replace("_", "-") not in DATASETS:
         raise DataError(f"{source}: no such file, folder or data set; give an image, a folder, an .npz "
                         "or a data set slice such as mnist:test:0-99")
-    return _data_slice(source, image_shape, data_dir)
+    return load_slice(source, size, channels, data_dir)
 
 
 def read_image_file(path: Path, size: int, channels: int) -> torch.Tensor:
@@ -57,17 +57,6 @@ def read_image_file(path: Path, size: int, channels: int) -> torch.Tensor:
     except (UnidentifiedImageError, OSError) as e:
         raise DataError(f"{path}: not a readable image ({e})") from None
     return torch.from_numpy(pixels.reshape(size, size, channels)).permute(2, 0, 1).contiguous()
-
-
-def _data_slice(spec: str, image_shape: tuple[int, int, int], data_dir) -> ImageSet:
-    channels, size, _ = image_shape
-    name, split, start, stop = parse_slice(spec)
-    data = load_dataset(name, split, data_dir=data_dir, image_size=size, channels=channels)
-    stop = len(data) if stop is None else stop
-    if stop > len(data):
-        raise DataError(f"'{spec}' asks for images up to {stop - 1}, but the {split} split of {name} "
-                        f"has {len(data)} (0-{len(data) - 1})")
-    return data.subset(torch.arange(start, stop))
 
 
 def as_float(images: ImageSet | torch.Tensor) -> torch.Tensor:

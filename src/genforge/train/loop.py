@@ -169,10 +169,14 @@ def train(model: GenerativeModel, data: ImageSet, out_dir: str | Path, config: T
     def sample_grid() -> None:
         model.eval()
         with torch.inference_mode():
-            # The same noise for every grid of a run, so grids show training, not luck.
-            images = model.sample(64, generator=torch.Generator().manual_seed(config.seed))
+            # The same noise for every grid of a run, so grids show training, not luck; a
+            # conditional model draws class k in column k.
+            nrow = min(model.config.num_classes, 16) if model.is_conditional else 8
+            n = nrow * max(1, 64 // nrow)
+            labels = torch.arange(n, device=device) % nrow if model.is_conditional else None
+            images = model.sample(n, generator=torch.Generator().manual_seed(config.seed), labels=labels)
         model.train()
-        save_png(make_grid(images, nrow=8), run.samples / f"step_{state['step']:07d}.png")
+        save_png(make_grid(images, nrow=nrow), run.samples / f"step_{state['step']:07d}.png")
 
     sums: dict[str, torch.Tensor] = {}
     count, last_losses = 0, state.get("losses", {})
