@@ -109,8 +109,7 @@ def judge(args) -> int:
     if args.heatmap:
         folder = Path(args.heatmap)
         for item, edit_map in zip(readable, maps):
-            stem = re.sub(r"[^A-Za-z0-9_.-]", "_", str(Path(item.name).with_suffix("")))
-            save_png(overlay(item.original, edit_map), folder / f"{stem}.png")
+            save_png(overlay(item.original, edit_map), folder / f"{heatmap_stem(item.name)}.png")
         print(f"wrote {len(readable)} heatmaps to {folder}")
     if args.json:
         errors = [{"image": item.name, "error": item.error} for item in items if item.error]
@@ -118,3 +117,12 @@ def judge(args) -> int:
                                                "images": verdicts, "unreadable": errors}, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 1 if len(readable) < len(items) else 0
+
+
+def heatmap_stem(name: str) -> str:
+    """A file name for an image's heatmap: "a/b.png" -> "a_b", "x.npz[3]" -> "x.npz_3_",
+    "mnist:test:7" -> "mnist_test_7" (only an image file's own extension is dropped)."""
+    path = Path(name)
+    if path.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}:
+        name = str(path.with_suffix(""))
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
