@@ -10,7 +10,7 @@ from genforge.metrics.feature_net import load_feature_net
 from genforge.models import build_model
 from genforge.models.diffaugment import diff_augment, parse_policy
 from genforge.models.ema import ema_copy, update_ema
-from genforge.models.gan_losses import gradient_penalty
+from genforge.models.gan_losses import discriminator_loss, gradient_penalty, r1_penalty
 from genforge.train.batches import batches
 
 FAMILIES = ["wgan-gp", "sngan", "cgan"]
@@ -68,6 +68,33 @@ def test_gradient_penalty_draws_one_mixing_weight_per_sample():
     assert torch.allclose(weights, weights[:, :1].expand_as(weights))
     # ... and a different weight for each image.
     assert len(torch.unique(weights[:, 0])) == 16
+
+
+def test_r1_penalty_is_half_gamma_times_the_squared_gradient_norm():
+    w = torch.arange(16.0)
+    linear = lambda x: x.flatten(1) @ w  # noqa: E731 - gradient w at every image
+    penalty = r1_penalty(linear, torch.randn(4, 1, 4, 4), gamma=10.0)
+    assert torch.isclose(penalty, 5.0 * w.pow(2).sum())
+
+
+def test_label_smoothing_aims_real_logits_below_one():
+    logits = torch.linspace(-3, 6, 200)
+    fake = torch.full((1,), -10.0)
+    best_plain = logits[torch.stack([discriminator_loss("ns", t[None], fake) for t in logits]).argmin()]
+    best_smooth = logits[torch.stack([discriminator_loss("ns", t[None], fake, 0.2) for t in logits]).argmin()]
+    assert best_plain == logits[-1]  # without smoothing, more confident is always better
+    assert torch.isclose(torch.sigmoid(best_smooth), torch.tensor(0.8), atol=0.02)
+
+
+def test_switches_reach_the_update():
+    """TTUR sets D's learning rate apart; R1 and n_critic show in the step's losses."""
+    model = build_model("sngan", lr=1e-4, lr_d=4e-4, r1_gamma=1.0, n_critic=2, **SMALL)
+    opt = model.configure_optimizers()
+    assert opt["generator"].param_groups[0]["lr"] == 1e-4 and opt["discriminator"].param_groups[0]["lr"] == 4e-4
+    losses = model.train_step(torch.rand(8, 1, 28, 28), None, opt)
+    assert "r1" in losses and losses["r1"] > 0
+    assert opt["discriminator"].state[next(iter(model.discriminator.parameters()))]["step"] == 2  # n_critic
+    assert opt["generator"].state[next(iter(model.generator.parameters()))]["step"] == 1
 
 
 @pytest.mark.parametrize("channels", [1, 3])
