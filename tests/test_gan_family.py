@@ -6,10 +6,10 @@ import torch
 from torch import nn
 
 from genforge.errors import UnknownName
-from genforge.metrics.feature_net import load_feature_net
 from genforge.models import build_model
 from genforge.models.diffaugment import diff_augment, parse_policy
 from genforge.models.ema import ema_copy, update_ema
+from genforge.models.gan_networks import ConditionalBatchNorm2d
 from genforge.models.gan_losses import discriminator_loss, gradient_penalty, r1_penalty
 from genforge.train.batches import batches
 
@@ -163,23 +163,23 @@ def test_family_learns_on_real_digits(name, mnist_small):
     assert _separation(model, real, labels) > 0.8
 
 
-@pytest.mark.slow
-def test_cgan_samples_become_the_requested_class(mnist_train):
-    """The shipped MNIST classifier reads short-trained cgan samples as the class asked for
-    far more often than chance (10%)."""
+def test_cgan_label_reaches_both_networks():
+    """The same noise under two labels gives two images, and the same image two scores: the
+    conditional batch norm and the projection are wired. (That short training makes samples
+    the requested class is not tested here: at test sizes it takes minutes. bench/families.py
+    measures it on the 15-minute model.)"""
     torch.manual_seed(0)
     model = build_model("cgan", **SMALL)
-    opt = model.configure_optimizers()
-    stream = batches(mnist_train.subset(torch.arange(8192)), 64, seed=0)
-    for _ in range(300):
-        model.train_step(*next(stream), opt)
-    classifier, _ = load_feature_net("mnist")
-    wanted = torch.arange(500) % 10
+    for module in model.modules():  # an untrained generator starts label-blind (gain 1, shift 0)
+        if isinstance(module, ConditionalBatchNorm2d):
+            nn.init.normal_(module.gain.weight, 1.0, 0.5)
+            nn.init.normal_(module.shift.weight, 0.0, 0.5)
     model.eval()
-    with torch.inference_mode():
-        samples = model.sample(500, generator=torch.Generator().manual_seed(0), labels=wanted)
-        accuracy = float((classifier(samples).argmax(1) == wanted).float().mean())
-    assert accuracy > 0.4, accuracy
+    z, x = model.latent(4), torch.rand(4, 1, 28, 28)
+    zeros, threes = torch.zeros(4, dtype=torch.long), torch.full((4,), 3)
+    with torch.no_grad():
+        assert (model.generate(z, zeros) - model.generate(z, threes)).abs().amax(dim=(1, 2, 3)).min() > 1e-3
+        assert (model.discriminate(x, zeros) != model.discriminate(x, threes)).all()
 
 
 def test_conditional_model_needs_labels():
