@@ -56,7 +56,7 @@ def train_all(jobs: list[tuple[str, int]], dataset: str, minutes: float, out: Pa
         while pending and len(running) < parallel:
             model, seed = pending.pop(0)
             run = out / f"{model}-s{seed}"
-            if RunDir(run).weights.exists():
+            if trained(run):
                 print(f"{run} is trained already; reusing it", flush=True)
                 continue
             cmd = [sys.executable, "-m", "genforge", "train", "--model", model, "--dataset", dataset,
@@ -73,6 +73,11 @@ def train_all(jobs: list[tuple[str, int]], dataset: str, minutes: float, out: Pa
             running.remove(job)
             if proc.returncode != 0:
                 print(f"{run}: training failed (exit {proc.returncode}); see {run}.log", flush=True)
+
+
+def trained(run: Path) -> bool:
+    """A finished run: `train` writes the report last (a killed run may have weights already)."""
+    return RunDir(run).report.exists()
 
 
 def evaluate_run(run: Path, dataset: str, priors: list[str]) -> list[dict]:
@@ -226,12 +231,12 @@ def main() -> None:
     models, seeds = args.models.split(","), [int(s) for s in args.seeds.split(",")]
     train_all([(m, s) for s in seeds for m in models], args.dataset, args.minutes, out, args.parallel,
               args.priors.split(",")[0])
-    runs = [out / f"{m}-s{s}" for s in seeds for m in models if RunDir(out / f"{m}-s{s}").weights.exists()]
+    runs = [out / f"{m}-s{s}" for s in seeds for m in models if trained(out / f"{m}-s{s}")]
     rows = [row for run in runs for row in evaluate_run(run, args.dataset, args.priors.split(","))]
     (out / "families.json").write_text(json.dumps(rows, indent=1))
     summary = summarise(rows)
     fig_path = args.figure or out / f"families-{args.dataset}.png"
-    figure([out / f"{m}-s{seeds[0]}" for m in models if (out / f"{m}-s{seeds[0]}").exists()], fig_path,
+    figure([out / f"{m}-s{seeds[0]}" for m in models if trained(out / f"{m}-s{seeds[0]}")], fig_path,
            f"{args.dataset}: 32 samples per model after {args.minutes:g} minutes of training")
     block = markdown(summary, args.dataset, args, fig_path, (args.write_md or out).resolve().parent)
     print(block)
