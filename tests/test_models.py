@@ -34,6 +34,11 @@ def test_interface_shapes_and_range(name, shape):
         mu, logvar = model.encode(x, y)
         assert mu.shape == logvar.shape == (8, model.config.latent_dim)
         assert model.decode(mu, y).shape == x.shape
+    if model.has_discriminator:
+        with torch.inference_mode():
+            assert model.discriminate(x, y).shape == (8,)
+        weight = model.first_layer_weight()
+        assert weight is None or weight.shape[1] == model.config.latent_dim
 
 
 def test_unknown_model_and_config_field_are_clear_errors():

@@ -123,6 +123,7 @@ def glorot_init(module: nn.Module) -> None:
 class RefDCGAN(GenerativeModel):
     name = "ref-dcgan"
     Config = RefDCGANConfig
+    has_discriminator = True
 
     def __init__(self, config: RefDCGANConfig):
         super().__init__(config)
@@ -143,6 +144,12 @@ class RefDCGAN(GenerativeModel):
 
     def generate(self, z, labels=None):
         return (self.generator(z) + 1) / 2
+
+    def discriminate(self, x, labels=None):
+        return self.discriminator(x * 2 - 1)
+
+    def first_layer_weight(self):
+        return self.generator.net[0].weight
 
 
 def tutorial_step(G, D, real, z, opt_g, opt_d):
