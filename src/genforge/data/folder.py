@@ -35,16 +35,17 @@ def to_mode(im: Image.Image, gray: bool) -> Image.Image:
     return im.convert("L" if gray else "RGB")
 
 
-def _read(path: Path, size: int, channels: int | None) -> tuple[np.ndarray, bool]:
-    """One image resized to (size, size, 1 or 3) uint8, and whether it was grey."""
+def read_image(path: Path, size: int, channels: int | None) -> tuple[np.ndarray, str, tuple[int, int]]:
+    """One image resized to (size, size, 1 or 3) uint8 (channels None: 1 if it was grey), and
+    the mode and size it had in the file."""
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)  # phone photos store rotation in EXIF
-        is_gray = im.mode in GRAY_MODES
-        im = to_mode(im, channels == 1 or (channels is None and is_gray))
+        mode, original_size = im.mode, im.size
+        im = to_mode(im, channels == 1 or (channels is None and mode in GRAY_MODES))
         shrink = im.width > size or im.height > size
         im = im.resize((size, size), Image.Resampling.LANCZOS if shrink else Image.Resampling.BICUBIC)
         pixels = np.asarray(im, dtype=np.uint8)
-    return pixels.reshape(size, size, -1), is_gray
+    return pixels.reshape(size, size, -1), mode, original_size
 
 
 def load_folder(path, image_size: int = 32, channels: int | None = None) -> ImageSet:
@@ -66,12 +67,12 @@ def load_folder(path, image_size: int = 32, channels: int | None = None) -> Imag
     pixels, grays, kept, skipped = [], [], [], []
     for file in files:
         try:
-            array, gray = _read(file, image_size, channels)
+            array, mode, _ = read_image(file, image_size, channels)
         except Exception:  # Pillow signals a bad file with many exception types; any means unreadable
             skipped.append(file)
             continue
         pixels.append(array)
-        grays.append(gray)
+        grays.append(mode in GRAY_MODES)
         kept.append(file)
     if skipped:
         log.warning("%s: skipped %d unreadable image file(s), e.g. %s", root, len(skipped), skipped[0])

@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..data import DATASETS, ImageSet, load_folder, load_slice
+from ..data.folder import read_image
 from ..errors import DataError
 from ..imageio import load_images
 
@@ -40,23 +40,17 @@ def read_images(source: str, image_shape: tuple[int, int, int], data_dir=None) -
 
 def read_image_file(path: Path, size: int, channels: int) -> torch.Tensor:
     """One PNG/JPEG file as uint8 (C, H, W), converted and resized with a notice where needed."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise DataError(f"{path}: not an image; give a .png/.jpg file, a folder of them, an .npz "
                         "or a data set slice such as mnist:test:0-99")
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            mode = "L" if channels == 1 else "RGB"
-            if im.mode != mode or im.size != (size, size):
-                log.info("%s: converting a %dx%d %s image to %dx%d %s", path, im.width, im.height, im.mode,
-                         size, size, mode)
-            im = im.convert("RGBA" if im.mode == "P" else im.mode).convert(mode)
-            pixels = np.array(im.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as e:
+        pixels, mode, (width, height) = read_image(path, size, channels)
+    except Exception as e:  # Pillow signals a bad file with many exception types; any means unreadable
         raise DataError(f"{path}: not a readable image ({e})") from None
-    return torch.from_numpy(pixels.reshape(size, size, channels)).permute(2, 0, 1).contiguous()
+    wanted = "L" if channels == 1 else "RGB"
+    if mode != wanted or (width, height) != (size, size):
+        log.info("%s: converting a %dx%d %s image to %dx%d %s", path, width, height, mode, size, size, wanted)
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).contiguous()
 
 
 def as_float(images: ImageSet | torch.Tensor) -> torch.Tensor:
