@@ -32,7 +32,7 @@ def runs(tmp_path_factory, mnist_train):
 @pytest.fixture(scope="module")
 def detector_dir(runs, mnist_small, tmp_path_factory):
     out = tmp_path_factory.mktemp("det")
-    config = DetectTrainConfig(steps=150, batch_size=32, width=8, fakes_per_source=256)
+    config = DetectTrainConfig(steps=300, batch_size=32, width=8, fakes_per_source=256)
     train_detector(mnist_small, runs, out, config, real_spec="mnist:train:0-2047", progress=False)
     return out
 

@@ -1,10 +1,13 @@
 """The detector network: is an image real, generated, or edited, and where was it edited?
 
-Two views of the image feed it. The pixel branch is a small encoder (full, 1/2 and 1/4
+Three views of the image feed it. The pixel branch is a small encoder (full, 1/2 and 1/4
 resolution) whose features also drive a U-Net-like decoder that paints a per-pixel map of
-edited regions. The spectrum branch looks at the log-magnitude Fourier spectrum, where the
-transposed convolutions of generators leave periodic up-sampling peaks that pixels hide.
-The image-level logit reads both. Saved as safetensors + a JSON card, never pickle.
+edited regions. The spectrum branch reads the whole log-magnitude Fourier spectrum with a
+dense layer: the transposed convolutions of generators leave periodic up-sampling peaks at
+fixed frequencies, so where a peak sits matters (a pooled convolution would throw that away).
+The histogram branch reads the share of pixels at each grey level: a decoder's sigmoid
+rarely gives pure black or white, real scans and photos do. The image-level logit reads all
+three. Saved as safetensors + a JSON card, never pickle.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ WEIGHTS, CARD = "detector.safetensors", "detector.json"
 class DetectorConfig:
     in_channels: int = 1
     image_size: int = 28
-    width: int = 32
+    width: int = 16
+    histogram_bins: int = 32
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -42,17 +46,26 @@ def log_spectrum(x: torch.Tensor) -> torch.Tensor:
     return torch.fft.fftshift(torch.log1p(magnitude), dim=(-2, -1)) / 2
 
 
+def grey_histogram(x: torch.Tensor, bins: int) -> torch.Tensor:
+    """Share of pixels in each of `bins` equal grey-level bins, per channel: (N, C * bins)."""
+    index = (x.clamp(0, 1) * bins).long().clamp(max=bins - 1).flatten(2)
+    counts = torch.zeros(*index.shape[:2], bins, device=x.device).scatter_add_(2, index, torch.ones_like(index,
+                                                                                                    dtype=x.dtype))
+    return (counts / index.shape[-1]).flatten(1)
+
+
 class Detector(nn.Module):
     def __init__(self, config: DetectorConfig):
         super().__init__()
         self.config = config
-        c, w = config.in_channels, config.width
+        c, w, size = config.in_channels, config.width, config.image_size
         self.at_full = nn.Sequential(_conv(c, w), _conv(w, w))
-        self.at_half = _conv(w, 2 * w, stride=2)
+        self.at_half = nn.Sequential(_conv(w, 2 * w, stride=2), _conv(2 * w, 2 * w))
         self.at_quarter = nn.Sequential(_conv(2 * w, 4 * w, stride=2), _conv(4 * w, 4 * w))
-        self.spectrum = nn.Sequential(_conv(c, w, stride=2), _conv(w, 2 * w, stride=2),
-                                      nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.classify = nn.Linear(2 * 4 * w + 2 * w, 1)
+        self.spectrum = nn.Sequential(nn.Flatten(), nn.Linear(c * size * size, 4 * w), nn.ReLU(inplace=True))
+        self.histogram = nn.Sequential(nn.Linear(c * config.histogram_bins, 2 * w), nn.ReLU(inplace=True))
+        self.classify = nn.Sequential(nn.Linear(2 * 4 * w + 4 * w + 2 * w, 4 * w), nn.ReLU(inplace=True),
+                                      nn.Linear(4 * w, 1))
         self.up_half = _conv(4 * w + 2 * w, w)
         self.up_full = _conv(w + w, w)
         self.to_mask = nn.Conv2d(w, 1, 1)
@@ -62,7 +75,8 @@ class Detector(nn.Module):
         full = self.at_full((x - 0.5) / 0.5)
         half = self.at_half(full)
         quarter = self.at_quarter(half)
-        pooled = torch.cat([quarter.mean(dim=(2, 3)), quarter.amax(dim=(2, 3)), self.spectrum(log_spectrum(x))], 1)
+        pooled = torch.cat([quarter.mean(dim=(2, 3)), quarter.amax(dim=(2, 3)), self.spectrum(log_spectrum(x)),
+                            self.histogram(grey_histogram(x, self.config.histogram_bins))], 1)
         logit = self.classify(pooled).squeeze(1)
         up = F.interpolate(quarter, size=half.shape[-2:], mode="bilinear", align_corners=False)
         up = self.up_half(torch.cat([up, half], 1))

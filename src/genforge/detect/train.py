@@ -32,7 +32,7 @@ class DetectTrainConfig:
     minutes: float | None = None
     batch_size: int = 64
     lr: float = 2e-3
-    width: int = 32
+    width: int = 16
     fakes_per_source: int = 2000  # of each kind (sample, paste) per run directory
     mask_weight: float = 1.0
     augment_p: float = 0.25
