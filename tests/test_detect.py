@@ -179,3 +179,19 @@ def test_cli_errors_are_one_line(args, message, detector_dir, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_a_detector_judges_the_realism_of_edits(runs, detector_dir, held_out, tmp_path, capsys):
+    from genforge.edit import Editor
+    detector, _ = load_detector(detector_dir)
+    editor = Editor(genforge.load(runs[0]), detector=detector)
+    assert editor.realism_judge == "detector"
+    real = held_out[0]
+    samples = held_out[1]["vae"].of("vae:sample").images
+    assert editor.realism(real).mean() > editor.realism(samples).mean() + 0.3
+    wrong = Detector(DetectorConfig(in_channels=3, image_size=32, width=8))
+    with pytest.raises(genforge.GenforgeError, match="judges 3x32x32 images"):
+        Editor(genforge.load(runs[0]), detector=wrong)
+    assert main(["edit", str(runs[0]), "--input", "mnist:test:0-7", "--op", "reconstruct", "--out",
+                 str(tmp_path / "r.png"), "--detector", str(detector_dir), "--no-progress"]) == 0
+    assert "detector P(real)" in capsys.readouterr().out

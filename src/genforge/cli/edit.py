@@ -42,6 +42,10 @@ def add_parser(sub) -> None:
     p.add_argument("--span", type=positive_float, default=3.0, help="directions: walk +-span standard deviations")
     p.add_argument("--search-steps", type=positive_int, default=150, help="latent search: Adam steps")
     p.add_argument("--restarts", type=positive_int, default=3, help="latent search: random starts per image")
+    p.add_argument("--hybrid", action="store_true", help="GANs: start latent search from a learned inversion "
+                   "encoder (trained on the model's own samples at first use, then kept in the run directory)")
+    p.add_argument("--detector", metavar="DET_DIR", help="judge the realism of inputs and results with this "
+                   "detector (`genforge detect train`) rather than the model's discriminator")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
@@ -49,9 +53,11 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from .. import api
+    from ..detect import load_detector
     from ..edit import Editor, FitConfig, as_float, read_images
+    detector = load_detector(args.detector)[0] if args.detector else None
     editor = Editor(api.load(args.run_dir), FitConfig(steps=args.search_steps, restarts=args.restarts, seed=args.seed),
-                    progress=not args.no_progress, seed=args.seed)
+                    progress=not args.no_progress, seed=args.seed, hybrid=args.hybrid, detector=detector)
     images = read_images(args.input, editor.image_shape)
     summary = OPERATIONS[args.op](editor, images, as_float(images), args)
     print(summary)
@@ -161,8 +167,9 @@ def _class_change(editor, x, out, target: int) -> str:
 def _realism(editor, x, out, labels=None, out_labels=None) -> str:
     before, after = editor.realism(x, labels), editor.realism(out, labels if out_labels is None else out_labels)
     if before is None:
-        return f"realism: unavailable ({editor.model.name} has no discriminator)"
-    return f"discriminator P(real): inputs {before.mean():.2f}, results {after.mean():.2f}"
+        return (f"realism: unavailable ({editor.model.name} has no discriminator; "
+                "give --detector DET_DIR to judge with a detector)")
+    return f"{editor.realism_judge} P(real): inputs {before.mean():.2f}, results {after.mean():.2f}"
 
 
 def _masked_mse(fill, x, mask) -> float:

@@ -2,7 +2,8 @@
 
 Autoencoders have an encoder: the posterior mean (or a draw from the posterior) is the code.
 GANs have none: the code is found by optimisation (`fit.fit_latents`), with a pixel loss and
-the data set's feature network for a loss that cares what the digit is, not only where ink is.
+the data set's feature network for a loss that cares what the digit is, not only where ink is;
+a learned inversion encoder (`encoder.py`, the hybrid) gives the search its first start.
 An autoencoder's code can be refined the same way, starting from the encoder's guess.
 """
 
@@ -15,6 +16,7 @@ from ..metrics.feature_net import FeatureNet
 from ..metrics.reconstruction import ReconstructionError
 from ..models import GenerativeModel
 from .classify import class_reads
+from .encoder import InversionEncoder, guess_codes
 from .fit import FitConfig, fit_latents
 
 BATCH = 500
@@ -37,12 +39,16 @@ def encode(model: GenerativeModel, x: torch.Tensor, labels: torch.Tensor | None 
 
 def invert(model: GenerativeModel, x: torch.Tensor, labels: torch.Tensor | None = None,
            feature_net: FeatureNet | None = None, fit: FitConfig | None = None, refine: bool = False,
-           progress: bool = False) -> torch.Tensor:
+           progress: bool = False, encoder: InversionEncoder | None = None) -> torch.Tensor:
     """Codes (N, latent_dim) whose images reproduce x: the encoder for an autoencoder (refined by
-    optimisation with `refine`), optimisation for any other model."""
+    optimisation with `refine`), optimisation for any other model (its first start the guess of
+    an inversion `encoder` when given)."""
     if model.is_autoencoder and not refine:
         return encode(model, x, labels)
-    init = encode(model, x, labels) if model.is_autoencoder else None
+    if model.is_autoencoder:
+        init = encode(model, x, labels)
+    else:
+        init = None if encoder is None else guess_codes(encoder, x.to(next(encoder.parameters()).device))
     return fit_latents(model, x, labels, init=init, feature_net=feature_net, config=fit or FitConfig(),
                        progress=progress).z
 

@@ -1,6 +1,7 @@
 """The Editor: one trained model plus what its edits need from outside it - the data set's
 classifier (to judge edits, and to label samples), its training images (for attribute vectors
-and the inpainting baselines), and the settings of latent search.
+and the inpainting baselines), the settings of latent search, optionally a learned inversion
+encoder (`hybrid`) and a trained detector as the judge of realism.
 
     editor = Editor(genforge.load("runs/vae"))
     x = as_float(read_images("mnist:test:0-15", editor.image_shape))
@@ -18,6 +19,7 @@ import torch
 
 from ..api import Model
 from ..data import ImageSet, load_dataset
+from ..detect.detector import Detector
 from ..errors import GenforgeError
 from ..metrics.feature_net import FeatureNet, load_feature_net, shipped_feature_nets
 from .attribute import PROPERTIES, class_means, property_vector, sampled_codes, toward_class
@@ -31,18 +33,31 @@ from .invert import invert as invert_images
 from .swap_class import swap_class as swap_images
 from .classify import class_reads
 from .fit import FitConfig
-from .realism import realism
+from .encoder import EncoderConfig, InversionEncoder, inversion_encoder
+from .realism import detector_realism, realism
 
 GROUP_N = 5000  # codes per attribute-vector estimate: class means settle well before this
 
 
 class Editor:
-    def __init__(self, model: Model, fit: FitConfig | None = None, progress: bool = False, seed: int = 0):
+    def __init__(self, model: Model, fit: FitConfig | None = None, progress: bool = False, seed: int = 0,
+                 hybrid: bool = False, detector: Detector | None = None):
+        """`hybrid`: start a GAN's latent search from a learned inversion encoder (trained on the
+        first use, then kept in the run directory). `detector`: judge realism with it rather than
+        with the model's discriminator."""
         self.model = model.module
+        self.run_dir = model.run_dir
         self.data = model.run_config["data"]
         self.fit = fit or FitConfig(seed=seed)
         self.progress = progress
         self.seed = seed
+        self.hybrid = hybrid and not self.model.is_autoencoder  # an autoencoder has its own encoder
+        if detector is not None:
+            c = detector.config
+            if (c.in_channels, c.image_size, c.image_size) != self.image_shape:
+                raise GenforgeError(f"the detector judges {c.in_channels}x{c.image_size}x{c.image_size} images but "
+                                    f"model {self.model.name!r} makes {'x'.join(map(str, self.image_shape))}")
+        self.detector = detector
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -77,8 +92,25 @@ class Editor:
     def reads(self, x: torch.Tensor) -> torch.Tensor | None:
         return None if self.feature_net is None else class_reads(self.feature_net, x)
 
+    @property
+    def realism_judge(self) -> str | None:
+        """Who answers `realism`: "detector", "discriminator", or None (nobody)."""
+        if self.detector is not None:
+            return "detector"
+        return "discriminator" if self.model.has_discriminator else None
+
     def realism(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor | None:
+        """P(real) of each image by the detector if the editor has one, else by the discriminator."""
+        if self.detector is not None:
+            return detector_realism(self.detector, x)
         return realism(self.model, x, labels)
+
+    @cached_property
+    def encoder(self) -> InversionEncoder | None:
+        """The learned first guess of latent search (hybrid inversion), or None."""
+        if not self.hybrid:
+            return None
+        return inversion_encoder(self.model, self.run_dir, EncoderConfig(seed=self.seed), self.progress)
 
     def source_labels(self, images: ImageSet) -> torch.Tensor:
         """The true labels where the input has them, else what the classifier reads."""
@@ -89,7 +121,8 @@ class Editor:
     # --- edits ------------------------------------------------------------------------------
     def invert(self, x: torch.Tensor, labels: torch.Tensor | None = None, refine: bool = False) -> torch.Tensor:
         self._needs_labels(labels)
-        return invert_images(self.model, x, labels, self.feature_net, self.fit, refine, self.progress)
+        return invert_images(self.model, x, labels, self.feature_net, self.fit, refine, self.progress,
+                             self.encoder)
 
     def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return generate(self.model, self.invert(x, labels), labels)
@@ -127,7 +160,8 @@ class Editor:
         return generate(self.model, toward_class(z, source, target, means, strength))
 
     def swap_class(self, x: torch.Tensor, source: torch.Tensor, target: int) -> torch.Tensor:
-        return swap_images(self.model, x, source, target, self.feature_net, self.fit, self.progress)
+        return swap_images(self.model, x, source, target, self.feature_net, self.fit, self.progress,
+                           self.encoder)
 
     def inpaint(self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None,
                 blend: float = 0.0) -> torch.Tensor:

@@ -1,10 +1,14 @@
-"""The realism check: does an edited image still look real? A GAN's discriminator answers;
-models without one have nobody to ask yet (the detector of issue 6 will be the judge)."""
+"""The realism check: does an edited image still look real?
+
+Two judges: a GAN's own discriminator (for its own edits), and a trained genforge detector
+(issue 6), which judges the edits of any model, autoencoders included.
+"""
 
 from __future__ import annotations
 
 import torch
 
+from ..detect.detector import Detector
 from ..models import GenerativeModel
 
 BATCH = 500
@@ -18,3 +22,8 @@ def realism(model: GenerativeModel, x: torch.Tensor, labels: torch.Tensor | None
         logits = torch.cat([model.discriminate(x[i:i + BATCH], None if labels is None else labels[i:i + BATCH])
                             for i in range(0, len(x), BATCH)])
     return torch.sigmoid(logits)
+
+
+def detector_realism(detector: Detector, x: torch.Tensor) -> torch.Tensor:
+    """The detector's probability (N,) that each image is real (neither generated nor edited)."""
+    return 1 - detector.predict(x.cpu(), batch_size=BATCH)[0]

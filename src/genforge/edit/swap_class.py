@@ -13,13 +13,14 @@ import torch
 from ..errors import GenforgeError
 from ..metrics.feature_net import FeatureNet
 from ..models import GenerativeModel
+from .encoder import InversionEncoder
 from .fit import FitConfig
 from .invert import generate, invert
 
 
 def swap_class(model: GenerativeModel, x: torch.Tensor, source: torch.Tensor, target: int | torch.Tensor,
                feature_net: FeatureNet | None = None, fit: FitConfig | None = None,
-               progress: bool = False) -> torch.Tensor:
+               progress: bool = False, encoder: InversionEncoder | None = None) -> torch.Tensor:
     """Images x of classes `source` (N,) redrawn as class `target` in the same style."""
     if not model.is_conditional:
         raise GenforgeError(f"model {model.name!r} is not conditional; swap-class needs a conditional model "
@@ -30,5 +31,5 @@ def swap_class(model: GenerativeModel, x: torch.Tensor, source: torch.Tensor, ta
     if len(bad):
         raise GenforgeError(f"class {bad[0].item()} does not exist; model {model.name!r} has classes "
                             f"0-{num_classes - 1}")
-    z = invert(model, x, source, feature_net=feature_net, fit=fit, progress=progress)
+    z = invert(model, x, source, feature_net=feature_net, fit=fit, progress=progress, encoder=encoder)
     return generate(model, z, target)
