@@ -168,7 +168,7 @@ def targets(summary: list[dict], dataset: str) -> list[str]:
 
 def figure(runs: list[Path], path: Path, title: str) -> None:
     """One row of 32 samples per model (seed 0 of each, the prior it was trained with)."""
-    fig, axes = plt.subplots(len(runs), 1, figsize=(10, 1.45 * len(runs)), squeeze=False)
+    fig, axes = plt.subplots(len(runs), 1, figsize=(10, 0.5 + 0.42 * len(runs)), squeeze=False)
     for ax, run in zip(axes[:, 0], runs):
         model = genforge.load(run)
         grid = make_grid(model.sample(32, seed=1234), nrow=32)
