@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Re-makes the README's pictures of edits and detection from trained runs, with the CLI only.
-#   docs/figures.sh RUNS_DIR DETECTOR_DIR
-# RUNS_DIR holds runs named beta-vae-s0, cvae-s0, sngan-s0 (bench/families.py writes them);
-# DETECTOR_DIR is a trained detector (bench/detect_bench.py or `genforge detect train`).
+#   docs/figures.sh RUNS_DIR DETECTOR_DIR [FASHION_RUNS_DIR]
+# RUNS_DIR holds MNIST runs named beta-vae-s0, cvae-s0, sngan-s0 (bench/families.py writes them);
+# DETECTOR_DIR is a trained detector (bench/detect_bench.py or `genforge detect train`);
+# FASHION_RUNS_DIR, if given, the same runs on Fashion-MNIST.
 set -euo pipefail
 runs=${1:?RUNS_DIR}
 det=${2:?DETECTOR_DIR}
+fashion=${3:-}
 out=docs/images
 edit="genforge edit --no-progress"
 mkdir -p "$out" /tmp/genforge-figures
@@ -17,9 +19,15 @@ $edit "$runs/beta-vae-s0" --input mnist:test:0-15 --op attribute --to thickness 
   --out "$out/edit-attribute-thickness.png"
 $edit "$runs/cvae-s0" --input mnist:test:0-15 --op swap-class --to 3 --out "$out/edit-swap-class-3.png"
 $edit "$runs/beta-vae-s0" --input mnist:test:0-15 --op inpaint --box 7,7,21,21 --out "$out/edit-inpaint.png"
-$edit "$runs/sngan-s0" --input mnist:test:0-15 --op reconstruct --out "$out/edit-gan-inversion.png"
+$edit "$runs/sngan-s0" --input mnist:test:0-15 --op reconstruct --hybrid --out "$out/edit-gan-inversion.png"
 $edit "$runs/sngan-s0" --input mnist:test:0-0 --op directions --method sefa --steps 9 \
   --out "$out/edit-directions-sefa.png"
+if [ -n "$fashion" ]; then
+  $edit "$fashion/cvae-s0" --input fashion-mnist:test:0-15 --op swap-class --to 7 \
+    --out "$out/edit-fashion-swap-class-7.png"
+  $edit "$fashion/beta-vae-s0" --input fashion-mnist:test:0-15 --op inpaint --box 7,7,21,21 \
+    --out "$out/edit-fashion-inpaint.png"
+fi
 
 # Heatmaps: a few real digits, a few with a region inpainted by the VAE (blended), a few samples.
 $edit "$runs/beta-vae-s0" --input mnist:test:100-103 --op inpaint --box 4,4,18,18 --blend 1 \
