@@ -189,6 +189,13 @@ def test_hybrid_inversion_encoder_guesses_codes_and_is_kept_in_the_run(tmp_path,
     assert (guessed - x).pow(2).mean() < 0.5 * (random - x).pow(2).mean()
     again = inversion_encoder(gan, run.run_dir, EncoderConfig(steps=1))  # loaded, not retrained
     torch.testing.assert_close(guess_codes(again, x), guess_codes(encoder, x))
+    weights = run.run_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes())  # same weights: still the same encoder
+    torch.testing.assert_close(guess_codes(inversion_encoder(gan, run.run_dir), x), guess_codes(encoder, x))
+    genforge.train("dcgan", "mnist", run.run_dir, steps=110, batch_size=32, resume=True, progress=False,
+                   report=False)  # trained further: the old encoder no longer fits and is replaced
+    assert not torch.equal(guess_codes(inversion_encoder(gan, run.run_dir, EncoderConfig(steps=1)), x),
+                           guess_codes(encoder, x))
     # latent search from the guess ends lower than from random starts with the same budget
     target = mnist_train.images[:64].float() / 255
     config = FitConfig(steps=20, restarts=1)

@@ -48,8 +48,9 @@ def concat(sets: list[FakeSet]) -> FakeSet:
 
 
 def random_masks(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
-    """n masks (N, 1, size, size) of 0/1: boxes or ellipses with sides of 1/5 to 1/2 of the
-    image, centred in its middle half (where the subject of a picture usually is)."""
+    """n masks (N, 1, size, size) of 0/1. Three of four are boxes or ellipses with sides of 1/5 to
+    1/2 of the image, centred in its middle half (where the subject of a picture usually is); one
+    in four is a top, bottom, left or right half, the large region an image completion fills."""
     centre = size / 4 + torch.rand(n, 2, generator=generator) * size / 2
     half_side = size * (0.1 + 0.15 * torch.rand(n, 2, generator=generator))
     grid = torch.arange(size, dtype=torch.float32) + 0.5
@@ -57,8 +58,12 @@ def random_masks(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
     dx = (grid.view(1, 1, -1) - centre[:, 1].view(-1, 1, 1)) / half_side[:, 1].view(-1, 1, 1)
     box = (dy.abs() <= 1) & (dx.abs() <= 1)
     ellipse = dy ** 2 + dx ** 2 <= 1
-    is_box = (torch.rand(n, generator=generator) < 0.5).view(-1, 1, 1)
-    return torch.where(is_box, box, ellipse).unsqueeze(1).float()
+    shape = torch.randint(4, (n,), generator=generator).view(-1, 1, 1)  # 0, 1 box; 2 ellipse; 3 half
+    side = torch.randint(4, (n,), generator=generator).view(-1, 1, 1)
+    rows, cols = grid.view(1, -1, 1) < size / 2, grid.view(1, 1, -1) < size / 2
+    half = torch.where(side == 0, rows, torch.where(side == 1, ~rows, torch.where(side == 2, cols, ~cols)))
+    masks = torch.where(shape <= 1, box, torch.where(shape == 2, ellipse, half.expand(n, size, size)))
+    return masks.unsqueeze(1).float()
 
 
 def paste(real: torch.Tensor, donor: torch.Tensor, masks: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -7,11 +7,13 @@ generator so that a code which decodes to the same picture counts as right). Lat
 then starts from the encoder's guess instead of random draws: fewer steps for the same fit.
 
 The encoder is trained once per run and kept beside the model (inversion-encoder.safetensors,
-written atomically) so later edits load it in a blink.
+written atomically, with the SHA-256 of the weights it was trained for) so later edits load it
+in a blink, and a model trained further gets a new one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from tqdm.auto import tqdm
 from ..errors import GenforgeError
 from ..models import GenerativeModel
 from ..train.checkpoint import atomic_write, load_weights, read_safetensors
+from ..train.run_dir import RunDir
 
 FILE = "inversion-encoder.safetensors"
 
@@ -89,12 +92,14 @@ def train_inversion_encoder(model: GenerativeModel, config: EncoderConfig = Enco
     return encoder.eval()
 
 
-def save_encoder(encoder: InversionEncoder, path: Path, config: EncoderConfig) -> None:
+def save_encoder(encoder: InversionEncoder, path: Path, config: EncoderConfig, model_sha256: str = "") -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
-    atomic_write(path, st_save(tensors, metadata={"config": json.dumps(asdict(config))}))
+    metadata = {"config": json.dumps(asdict(config)), "model_sha256": model_sha256}
+    atomic_write(path, st_save(tensors, metadata=metadata))
 
 
-def load_encoder(model: GenerativeModel, path: Path) -> InversionEncoder:
+def load_encoder(model: GenerativeModel, path: Path) -> tuple[InversionEncoder, str]:
+    """The encoder saved at `path`, and the SHA-256 of the model weights it was trained for."""
     tensors, metadata = read_safetensors(path)
     try:
         width = json.loads(metadata["config"])["width"]
@@ -102,19 +107,27 @@ def load_encoder(model: GenerativeModel, path: Path) -> InversionEncoder:
         raise GenforgeError(f"{path} is not a genforge inversion encoder; delete it to train a new one") from None
     encoder = _new_encoder(model, width)
     load_weights(encoder, tensors, path)
-    return encoder.to(next(model.parameters()).device).eval()
+    return encoder.to(next(model.parameters()).device).eval(), metadata.get("model_sha256", "")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
 
 
 def inversion_encoder(model: GenerativeModel, run_dir: str | Path | None,
                       config: EncoderConfig = EncoderConfig(), progress: bool = False) -> InversionEncoder:
-    """The run's encoder: loaded from RUN_DIR/inversion-encoder.safetensors, else trained (and
-    saved there when the run has a directory)."""
-    path = None if run_dir is None else Path(run_dir) / FILE
-    if path is not None and path.is_file():
-        return load_encoder(model, path)
+    """The run's encoder: loaded from RUN_DIR/inversion-encoder.safetensors when it was trained
+    for the run's present weights, else trained (and saved there when the run has a directory)."""
+    if run_dir is None:
+        return train_inversion_encoder(model, config, progress)
+    path = Path(run_dir) / FILE
+    weights = _sha256(RunDir(run_dir).weights)
+    if path.is_file():
+        encoder, trained_for = load_encoder(model, path)
+        if trained_for == weights:
+            return encoder
     encoder = train_inversion_encoder(model, config, progress)
-    if path is not None:
-        save_encoder(encoder, path, config)
+    save_encoder(encoder, path, config, weights)
     return encoder
 
 
