@@ -35,17 +35,26 @@ def to_mode(im: Image.Image, gray: bool) -> Image.Image:
     return im.convert("L" if gray else "RGB")
 
 
+def open_image(path: Path, channels: int | None) -> tuple[Image.Image, str]:
+    """The file's picture, upright and converted to L (channels 1, or None and grey in the file)
+    or RGB at its own size, and the mode it had in the file."""
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)  # phone photos store rotation in EXIF
+        return to_mode(im, channels == 1 or (channels is None and im.mode in GRAY_MODES)), im.mode
+
+
+def resize_square(im: Image.Image, size: int) -> np.ndarray:
+    """(size, size, 1 or 3) uint8: Lanczos when shrinking, bicubic when enlarging."""
+    shrink = im.width > size or im.height > size
+    im = im.resize((size, size), Image.Resampling.LANCZOS if shrink else Image.Resampling.BICUBIC)
+    return np.asarray(im, dtype=np.uint8).reshape(size, size, -1)
+
+
 def read_image(path: Path, size: int, channels: int | None) -> tuple[np.ndarray, str, tuple[int, int]]:
     """One image resized to (size, size, 1 or 3) uint8 (channels None: 1 if it was grey), and
     the mode and size it had in the file."""
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)  # phone photos store rotation in EXIF
-        mode, original_size = im.mode, im.size
-        im = to_mode(im, channels == 1 or (channels is None and mode in GRAY_MODES))
-        shrink = im.width > size or im.height > size
-        im = im.resize((size, size), Image.Resampling.LANCZOS if shrink else Image.Resampling.BICUBIC)
-        pixels = np.asarray(im, dtype=np.uint8)
-    return pixels.reshape(size, size, -1), mode, original_size
+    im, mode = open_image(path, channels)
+    return resize_square(im, size), mode, im.size
 
 
 def load_folder(path, image_size: int = 32, channels: int | None = None) -> ImageSet:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ..data import load_slice, parse_slice
-from ..data.folder import to_mode
+from ..data.folder import open_image, resize_square
 from ..errors import DataError
 from ..imageio import load_images
 
@@ -35,21 +35,15 @@ def _image_files(folder: Path) -> list[Path]:
 
 def _read_file(path: Path, name: str, channels: int, size: int) -> Item:
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            mode, (w, h) = im.mode, im.size
-            converted = to_mode(im, gray=channels == 1)
+        converted, mode = open_image(path, channels)
     except Exception as e:  # Pillow signals a bad file with many exception types; any means unreadable
         return Item(name, error=f"not a readable image ({type(e).__name__}: {e})")
-    notes = []
+    (w, h), notes = converted.size, []
     if mode != converted.mode:
         notes.append(f"converted {mode} to {converted.mode}")
     if (w, h) != (size, size):
         notes.append(f"resized {w}x{h} to {size}x{size}")
-    shrink = w > size or h > size
-    resized = converted.resize((size, size), Image.Resampling.LANCZOS if shrink else Image.Resampling.BICUBIC)
-    pixels = np.asarray(resized, dtype=np.uint8).reshape(size, size, channels)
-    image = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255
+    image = torch.from_numpy(resize_square(converted, size).copy()).permute(2, 0, 1).float() / 255
     return Item(name, image, np.asarray(converted, dtype=np.uint8).reshape(h, w, channels), ", ".join(notes))
 
 
