@@ -173,7 +173,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(vae_run, tmp_path, capsys, args, m
     assert len(err) == 1 and message in err[0], err
 
 
-def test_hybrid_inversion_encoder_guesses_codes_and_is_kept_in_the_run(tmp_path, mnist_train):
+def test_hybrid_inversion_encoder_guesses_codes_and_is_kept_in_the_run(tmp_path, mnist_train, monkeypatch):
     from genforge.edit.encoder import FILE, EncoderConfig, guess_codes, inversion_encoder
     run = genforge.train("dcgan", "mnist", tmp_path / "gan", steps=100, batch_size=32, g_width=8, d_width=8,
                          latent_dim=16, progress=False, report=False)
@@ -196,6 +196,14 @@ def test_hybrid_inversion_encoder_guesses_codes_and_is_kept_in_the_run(tmp_path,
                    report=False)  # trained further: the old encoder no longer fits and is replaced
     assert not torch.equal(guess_codes(inversion_encoder(gan, run.run_dir, EncoderConfig(steps=1)), x),
                            guess_codes(encoder, x))
+    # the CLI's --hybrid asks for the run's encoder and uses the kept one: loaded, not rewritten
+    import genforge.edit.pipeline as pipeline
+    asked = []
+    monkeypatch.setattr(pipeline, "inversion_encoder", lambda *a, **k: asked.append(a) or inversion_encoder(*a, **k))
+    kept = (run.run_dir / FILE).stat().st_mtime_ns
+    assert main(["edit", str(run.run_dir), "--input", "mnist:test:0-3", "--op", "reconstruct", "--hybrid",
+                 "--search-steps", "5", "--restarts", "1", "--out", str(tmp_path / "inv.png"), "--no-progress"]) == 0
+    assert len(asked) == 1 and (run.run_dir / FILE).stat().st_mtime_ns == kept
     # latent search from the guess ends lower than from random starts with the same budget
     target = mnist_train.images[:64].float() / 255
     config = FitConfig(steps=20, restarts=1)
