@@ -48,23 +48,31 @@ MD_START, MD_END = "<!-- families:{}:start -->", "<!-- families:{}:end -->"
 
 def train_all(jobs: list[tuple[str, int]], dataset: str, minutes: float, out: Path, parallel: int,
               prior: str) -> None:
-    """Runs the trainings, `parallel` at a time, each in its own CLI process."""
+    """Trains each (model, seed) into out/MODEL-sSEED, `parallel` at a time."""
+    commands = []
+    for model, seed in jobs:
+        cmd = ["train", "--model", model, "--dataset", dataset, "--minutes", str(minutes), "--seed", str(seed)]
+        if genforge.models.model_class(model).is_autoencoder:
+            cmd += ["--prior", prior]
+        commands.append((out / f"{model}-s{seed}", cmd))
+    run_trainings(commands, parallel)
+
+
+def run_trainings(jobs: list[tuple[Path, list[str]]], parallel: int) -> None:
+    """Runs `genforge ARGS --out RUN` for each (RUN, ARGS), `parallel` processes at a time with
+    an equal share of the cores each, logging to RUN.log; finished runs are reused."""
     threads = max(1, (os.cpu_count() or 2) // parallel)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     pending, running = list(jobs), []
     while pending or running:
         while pending and len(running) < parallel:
-            model, seed = pending.pop(0)
-            run = out / f"{model}-s{seed}"
+            run, args = pending.pop(0)
             if trained(run):
                 print(f"{run} is trained already; reusing it", flush=True)
                 continue
-            cmd = [sys.executable, "-m", "genforge", "train", "--model", model, "--dataset", dataset,
-                   "--minutes", str(minutes), "--seed", str(seed), "--out", str(run), "--no-progress"]
-            if genforge.models.model_class(model).is_autoencoder:
-                cmd += ["--prior", prior]
-            log = open(out / f"{model}-s{seed}.log", "w")
-            print(f"training {model} seed {seed} ({threads} threads)", flush=True)
+            cmd = [sys.executable, "-m", "genforge", *args, "--out", str(run), "--no-progress"]
+            log = open(f"{run}.log", "w")
+            print(f"training {run.name} ({threads} threads)", flush=True)
             running.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), run, log))
         time.sleep(2)
         for job in [j for j in running if j[0].poll() is not None]:
@@ -190,21 +198,35 @@ def cell(s: dict, key: str, fmt: str) -> str:
     return f"{s[key]:{fmt}}{spread}"
 
 
-def markdown(summary: list[dict], dataset: str, args, figure_path: Path, md_dir: Path) -> str:
+def seeds_line(runs: list[Path], args) -> str:
+    """Which seeds each model has, and how the ones this command did not name were trained."""
+    seeds: dict[str, list[str]] = {}
+    for run in runs:
+        model, _, seed = run.name.rpartition("-s")
+        seeds.setdefault(model, []).append(seed)
+    extra = {m: [x for x in s if x not in args.seeds.split(",")] for m, s in seeds.items()}
+    how = "; ".join(f"`--models {m} --seeds {','.join(x)}`" for m, x in extra.items() if x)
+    line = "- seeds: " + ", ".join(f"{m} {'/'.join(s)}" for m, s in seeds.items())
+    return line + (f" (the extra seeds trained by the same command with {how})" if how else "")
+
+
+def markdown(summary: list[dict], dataset: str, args, figure_path: Path, md_dir: Path, runs: list[Path]) -> str:
     lines = [MD_START.format(dataset), f"## Model families ({dataset}, {args.minutes:g} minutes of training)", "",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
              f"- machine: {machine()}, cpu",
              f"- command: `{command()}`",
+             seeds_line(runs, args),
              f"- {args.parallel} trainings at a time, {max(1, (os.cpu_count() or 2) // args.parallel)} torch "
-             f"thread(s) each; seeds {args.seeds}; mean ± standard deviation over seeds",
+             f"thread(s) each; mean ± standard deviation over the seeds of each row (seeds 0, 1, 2, ... of each "
+             "model, every one trained in the run directory)",
              f"- metrics: {EVAL_N} samples against the {dataset} test split, shipped feature network; "
              "sampler `none` is the standard normal, `gmm`/`flow` the latent prior fitted after training", "",
              f"![32 samples of each model]({os.path.relpath(figure_path, md_dir)})", "",
-             "| model | sampler | parameters | img/s | minutes | epochs | FID | KID | precision | recall | density | "
+             "| model | sampler | seeds | parameters | img/s | minutes | epochs | FID | KID | precision | recall | density | "
              "coverage | classes | class read |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in sorted(summary, key=lambda s: s["fid"]):
-        lines.append(f"| {s['model']} | {s['sampler']} | {s['parameters']:,} | {s['img_per_s']:.0f} | "
+        lines.append(f"| {s['model']} | {s['sampler']} | {s['seeds']} | {s['parameters']:,} | {s['img_per_s']:.0f} | "
                      f"{s['minutes']:.1f} | {s['epochs']:.1f} | {cell(s, 'fid', '.1f')} | {cell(s, 'kid', '.3f')} | "
                      f"{cell(s, 'precision', '.3f')} | {cell(s, 'recall', '.3f')} | {cell(s, 'density', '.3f')} | "
                      f"{cell(s, 'coverage', '.3f')} | {cell(s, 'classes_covered', '.1f')} | "
@@ -231,14 +253,16 @@ def main() -> None:
     models, seeds = args.models.split(","), [int(s) for s in args.seeds.split(",")]
     train_all([(m, s) for s in seeds for m in models], args.dataset, args.minutes, out, args.parallel,
               args.priors.split(",")[0])
-    runs = [out / f"{m}-s{s}" for s in seeds for m in models if trained(out / f"{m}-s{s}")]
+    # Every trained seed of the listed models counts, so seeds can be added one invocation at a time.
+    runs = sorted((run for m in models for run in out.glob(f"{m}-s*") if run.is_dir() and trained(run)),
+                  key=lambda run: run.name)
     rows = [row for run in runs for row in evaluate_run(run, args.dataset, args.priors.split(","))]
     (out / "families.json").write_text(json.dumps(rows, indent=1))
     summary = summarise(rows)
     fig_path = args.figure or out / f"families-{args.dataset}.png"
     figure([out / f"{m}-s{seeds[0]}" for m in models if trained(out / f"{m}-s{seeds[0]}")], fig_path,
            f"{args.dataset}: 32 samples per model after {args.minutes:g} minutes of training")
-    block = markdown(summary, args.dataset, args, fig_path, (args.write_md or out).resolve().parent)
+    block = markdown(summary, args.dataset, args, fig_path, (args.write_md or out).resolve().parent, runs)
     print(block)
     if args.write_md:
         write_block(args.write_md, block, MD_START.format(args.dataset), MD_END.format(args.dataset))
