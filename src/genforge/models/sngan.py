@@ -13,7 +13,7 @@ class SNGANConfig(GANConfig):
     loss: str = "hinge"
     # TTUR (Heusel et al. 2017): a faster discriminator instead of several of its steps per
     # generator step. The paper's (1e-4, 4e-4, betas (0, 0.9)) learned ~3x slower in short
-    # CPU runs than DCGAN's betas. 8x these rates is what lifted cgan most (bench/sweep.py);
+    # CPU runs than DCGAN's betas. Raising these rates lifted cgan up to 16x (bench/sweep.py);
     # for sngan 16x was no better than 8x.
     lr: float = 1.6e-3
     lr_d: float | None = 3.2e-3
