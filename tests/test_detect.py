@@ -17,6 +17,7 @@ from genforge.detect.augment import PERTURBATIONS, augment, jpeg
 from genforge.detect.evaluate import localisation, separation
 from genforge.detect.fakes import model_fakes, random_masks
 from genforge.detect.spectral import SpectralBaseline, discriminator_score
+from genforge.detect.train import edit_map_weights
 
 TINY = dict(steps=100, batch_size=32, progress=False, report=False)
 
@@ -32,7 +33,7 @@ def runs(tmp_path_factory, mnist_train):
 @pytest.fixture(scope="module")
 def detector_dir(runs, mnist_small, tmp_path_factory):
     out = tmp_path_factory.mktemp("det")
-    config = DetectTrainConfig(steps=300, batch_size=32, width=8, fakes_per_source=256)
+    config = DetectTrainConfig(steps=500, batch_size=32, width=8, fakes_per_source=256)
     train_detector(mnist_small, runs, out, config, real_spec="mnist:train:0-2047", progress=False)
     return out
 
@@ -122,6 +123,16 @@ def test_masks_and_augmentation_are_seeded_and_keep_images_valid():
     assert torch.equal(a, a.mul(255).round().div(255))  # 8-bit levels, like any image file
     compressed = jpeg(x, 75)
     assert compressed.shape == x.shape and 0 < (compressed - x).abs().mean() < 0.3
+
+
+def test_the_edit_map_loss_weighs_partly_edited_images_more():
+    masks = torch.zeros(3, 1, 28, 28)
+    masks[1] = 1  # a sample: generated everywhere
+    masks[2, :, 7:21, 7:21] = 1  # a paste
+    weights = edit_map_weights(masks, DetectTrainConfig(steps=1, edit_weight=10))
+    assert weights.shape == masks.shape
+    assert weights[0].unique().tolist() == [1.0] and weights[1].unique().tolist() == [1.0]
+    assert weights[2].unique().tolist() == [10.0]  # inside and outside the pasted region alike
 
 
 def _write_folder(folder, held_out):

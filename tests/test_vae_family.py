@@ -38,14 +38,17 @@ def test_beta_vae_learns_and_its_kl_weight_warms_up_and_resumes(mnist_small, tmp
     assert int(resumed.kl_step) == 100 and float(resumed.kl_weight()) == 1.0
 
 
-def test_a_larger_beta_gives_a_smaller_kl(mnist_small):
+@pytest.mark.parametrize("name, options", [("beta-vae", {"kl_warmup_steps": 0}), ("cvae", {})])
+def test_a_larger_beta_gives_a_smaller_kl(name, options, mnist_small):
     kls = {}
     for beta in (0.25, 4.0):
         torch.manual_seed(0)
-        model = build_model("beta-vae", width=16, latent_dim=8, beta=beta, kl_warmup_steps=0)
+        model = build_model(name, width=16, latent_dim=8, beta=beta, **options)
         losses, _ = train_steps(model, mnist_small, 120)
         kls[beta] = sum(float(s["kl"]) for s in losses[-20:]) / 20
     assert kls[4.0] < 0.5 * kls[0.25], kls
+    with pytest.raises(GenforgeError, match="beta must not be negative"):
+        build_model(name, beta=-1.0)
 
 
 def test_cvae_draws_the_requested_digit(mnist_small):

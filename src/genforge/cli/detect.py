@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import GenforgeError
 
 JUDGE_ONLY = ("json", "heatmap", "threshold")
-TRAIN_ONLY = ("real", "fake", "out", "steps", "minutes")
+TRAIN_ONLY = ("real", "fake", "out", "steps", "minutes", "edit_weight")
 
 
 def add_parser(sub) -> None:
@@ -40,9 +40,11 @@ def add_parser(sub) -> None:
     train.add_argument("--steps", type=positive_int, help="optimisation steps")
     train.add_argument("--minutes", type=positive_float, help="wall-clock minutes of training")
     train.add_argument("--batch-size", type=positive_int, default=64)
-    train.add_argument("--width", type=positive_int, default=32, help="channels of the first layer (default 32)")
+    train.add_argument("--width", type=positive_int, default=16, help="channels of the first layer (default 16)")
     train.add_argument("--fakes-per-source", type=positive_int, default=2000,
                        help="samples and pastes made from each run directory (default 2000 of each)")
+    train.add_argument("--edit-weight", type=positive_float,
+                       help="weight of the pixels of partly edited images in the edit-map loss (default 10)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -69,7 +71,8 @@ def train_command(args) -> int:
     channels, size, _ = api.load(args.fake[0]).image_shape
     real = load_slice(args.real, size, channels)
     config = DetectTrainConfig(steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
-                               width=args.width, fakes_per_source=args.fakes_per_source, seed=args.seed)
+                               width=args.width, fakes_per_source=args.fakes_per_source, seed=args.seed,
+                               **({"edit_weight": args.edit_weight} if args.edit_weight else {}))
     _, card = train_detector(real, args.fake, args.out, config, real_spec=args.real, progress=not args.no_progress)
     print(report(card))
     print(f"wrote {args.out}")

@@ -3,8 +3,11 @@
 Every batch is half real, half fake (samples and pastes of every model, mixed), and goes
 through the same random augmentation. Two losses: binary cross-entropy of the image logit
 (real 0, fake 1), and per-pixel binary cross-entropy of the edit map (all zeros for a real
-image, all ones for a sample, the pasted region for a paste). A tenth of the images is held
-out and judged at the end; the card records the sources, threshold and those numbers.
+image, all ones for a sample, the pasted region for a paste). The pixels of partly edited
+images weigh `edit_weight` times more: they are a small share of all pixels, yet they are the
+only ones that teach the map where an edit ends (BENCHMARKS.md: pixel AUC on pastes 0.81 at 1x,
+0.87 at 10x). A tenth of the images is held out and judged at the end; the card records the
+sources, threshold and those numbers.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class DetectTrainConfig:
     width: int = 16
     fakes_per_source: int = 2000  # of each kind (sample, paste) per run directory
     mask_weight: float = 1.0
+    edit_weight: float = 10.0  # pixel-loss weight of partly edited images (pastes) against whole ones
     augment_p: float = 0.25
     threshold: float = 0.5  # the verdict's cut; training is class-balanced, so 0.5 is even odds
     seed: int = 0
@@ -53,6 +57,13 @@ def _batch(real: torch.Tensor, fakes: FakeSet, size: int, generator: torch.Gener
     labels = torch.cat([torch.zeros(len(r)), torch.ones(len(f))])
     masks = torch.cat([torch.zeros(len(r), *fakes.masks.shape[1:]), fakes.masks[f]])
     return x, labels, masks
+
+
+def edit_map_weights(masks: torch.Tensor, config: DetectTrainConfig) -> torch.Tensor:
+    """`edit_weight` for every pixel of an image whose mask is neither all 0 nor all 1, else 1."""
+    share = masks.mean(dim=(1, 2, 3), keepdim=True)
+    partial = (share > 0) & (share < 1)
+    return torch.where(partial, config.edit_weight, 1.0).expand_as(masks)
 
 
 def _lr_factor(step: int, elapsed_s: float, config: DetectTrainConfig) -> float:
@@ -94,7 +105,7 @@ def train_detector(real: ImageSet, run_dirs: list[str | Path], out: str | Path |
         x, labels, masks = _batch(train_real, train_fakes, config.batch_size, generator, config.augment_p)
         logit, mask_logits = detector(x)
         image_loss = F.binary_cross_entropy_with_logits(logit, labels)
-        mask_loss = F.binary_cross_entropy_with_logits(mask_logits, masks)
+        mask_loss = F.binary_cross_entropy_with_logits(mask_logits, masks, weight=edit_map_weights(masks, config))
         loss = image_loss + config.mask_weight * mask_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -4,6 +4,10 @@ The label enters the encoder as one constant one-hot plane per class beside the 
 the decoder as a one-hot vector beside z. Given the label, the code is free to hold what the
 label does not say (style: slant, thickness), so decoding one z with each label writes the
 same style as each class.
+
+That holds while the KL weight `beta` (1, the ELBO) keeps the code lean. A smaller one (0.1,
+with a 32-dim code) samples much better through the class-wise latent prior, but the code then
+carries the class as well, so changing the label alone no longer swaps it (BENCHMARKS.md).
 """
 
 from __future__ import annotations

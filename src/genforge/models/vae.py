@@ -21,6 +21,7 @@ class VAEConfig(ModelConfig):
     batch_size: int = 128
     likelihood: str = "bernoulli"  # or "gaussian"
     gaussian_std: float = 0.1  # decoder std for the Gaussian likelihood
+    beta: float = 1.0  # weight of the KL term; 1 is the ELBO (see beta_vae.py for the trade-off)
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -42,6 +43,8 @@ class VAE(GenerativeModel):
         super().__init__(config)
         if config.likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {config.likelihood!r}")
+        if config.beta < 0:
+            raise ValueError(f"beta must not be negative, got {config.beta}")
         c, size, _ = config.image_shape
         start, n = upsampling_plan(size)
         chans = channel_ladder(config.width, n)  # low-res end first
@@ -91,7 +94,7 @@ class VAE(GenerativeModel):
 
     def loss(self, x, y=None):
         recon, kl = self.elbo_terms(x, y)
-        return {"loss": recon + kl, "recon": recon, "kl": kl}
+        return {"loss": recon + self.config.beta * kl, "recon": recon, "kl": kl}
 
     def generate(self, z, labels=None):
         return self.decode(z, labels)
