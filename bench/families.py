@@ -116,7 +116,8 @@ def evaluate_run(run: Path, dataset: str, priors: list[str]) -> list[dict]:
         stored = json.loads(cache.read_text())
         if stored["key"] == key:
             print(f"{run.name:16s} measured before: {cache}", flush=True)
-            return stored["rows"]
+            name = label(genforge.load(run))  # against today's defaults, which may have moved
+            return [{**row, "model": name} for row in stored["rows"]]
     rows = _measure(run, dataset, priors)
     cache.write_text(json.dumps({"key": key, "rows": rows}, indent=1))
     return rows
@@ -180,13 +181,13 @@ def targets(summary: list[dict], dataset: str, default_prior: str) -> list[str]:
     gans = {m for m in families if model_class(m.split()[0]).has_discriminator}
     vaes = [s for s in summary if s["model"] in families - gans and s["sampler"] != "none"]
     lines = []
-    for label, best in (("best GAN", best_fid(summary, gans)), ("best VAE with a learned prior", min(
+    for title, best in (("best GAN", best_fid(summary, gans)), ("best VAE with a learned prior", min(
             vaes, key=lambda s: s["fid"]) if vaes else None)):
         if best is None:
             continue
         checks = [best["precision"] >= 0.75, best["recall"] >= 0.75, best["classes_covered"] >= 10,
                   best["fid"] * 5 <= refs["ref-dcgan"], best["fid"] * 3 <= refs["ref-vae"]]
-        lines.append(f"- {label}: `{best['model']}` ({best['sampler']} sampler): precision {best['precision']:.3f}, "
+        lines.append(f"- {title}: `{best['model']}` ({best['sampler']} sampler): precision {best['precision']:.3f}, "
                      f"recall {best['recall']:.3f}, classes {best['classes_covered']:.1f}, FID {best['fid']:.1f} = "
                      f"ref-dcgan / {refs['ref-dcgan'] / best['fid']:.1f} and ref-vae / {refs['ref-vae'] / best['fid']:.1f}"
                      f" (targets: P, R >= 0.75, 10 classes, /5, /3): **{'MET' if all(checks) else 'MISSED'}**")
