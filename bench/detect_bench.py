@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 import genforge
-from genforge.data import load_dataset, load_slice, parse_slice
+from genforge.data import ImageSet, load_dataset, load_slice, parse_slice
 from genforge.detect import DetectTrainConfig, train_detector
 from genforge.detect.evaluate import detector_scorer, localisation, per_source, under_perturbations
 from genforge.detect.fakes import FakeSet, concat, make_fakes, model_fakes
@@ -52,6 +52,13 @@ def outside_edits(specs: list[str], shape: tuple[int, int, int]) -> list[FakeSet
                 len(images), 1, size, size)
         sets.append(FakeSet(images, (masks > 0.5).float(), torch.zeros(len(images), dtype=torch.long), [name]))
     return sets
+
+
+def held_out_fakes(runs: list[Path], test: ImageSet, n: int, edits: list[str]) -> FakeSet:
+    """n samples and n pastes of each run, made from test images n..2n-1 (the real side uses 0..n-1)
+    with seeds no training used, and the outside edits."""
+    return concat([model_fakes(r, test.subset(torch.arange(n, 2 * n)), n, seed=10_000 + i)
+                   for i, r in enumerate(runs)] + outside_edits(edits, test.shape))
 
 
 def groups_of(runs: list[Path], spec: str | None) -> dict[str, list[Path]]:
@@ -87,8 +94,7 @@ def run_bench(args) -> dict:
     test = load_dataset(name, "test", image_size=size, channels=channels)
     n = args.n_test
     real_test = test.images[:n].float() / 255
-    test_fakes = concat([model_fakes(r, test.subset(torch.arange(n, 2 * n)), n, seed=10_000 + i)
-                         for i, r in enumerate(runs)] + outside_edits(args.edits, (channels, size, size)))
+    test_fakes = held_out_fakes(runs, test, n, args.edits)
     config = DetectTrainConfig(steps=args.steps, minutes=args.minutes, fakes_per_source=args.fakes_per_source,
                                seed=args.seed)
 

@@ -21,9 +21,8 @@ import genforge
 from genforge.data import load_dataset, load_slice
 from genforge.detect import DetectTrainConfig, train_detector
 from genforge.detect.evaluate import detector_scorer, localisation, per_source
-from genforge.detect.fakes import concat, model_fakes
 
-from detect_bench import outside_edits
+from detect_bench import held_out_fakes
 
 
 def main() -> None:
@@ -43,8 +42,7 @@ def main() -> None:
     test = load_dataset(args.real.split(":")[0], "test", image_size=shape[1], channels=shape[0])
     n = args.n_test
     real_test = test.images[:n].float() / 255
-    fakes = concat([model_fakes(r, test.subset(torch.arange(n, 2 * n)), n, seed=10_000 + i)
-                    for i, r in enumerate(runs)] + outside_edits(args.edits, shape))
+    fakes = held_out_fakes(runs, test, n, args.edits)
     config = DetectTrainConfig(minutes=args.minutes, width=args.width, edit_weight=args.edit_weight)
     detector, card = train_detector(load_slice(args.real, shape[1], shape[0]), runs, None, config, progress=False)
     result = {"steps": card["training"]["steps"],

@@ -55,13 +55,20 @@ def train_all(jobs: list[tuple[str, int]], dataset: str, minutes: float, out: Pa
     """Trains each (model, seed) into out/MODEL-sSEED, `parallel` at a time."""
     commands = []
     for model, seed in jobs:
-        cmd = ["train", "--model", model, "--dataset", dataset, "--minutes", str(minutes), "--seed", str(seed)]
-        for pair in settings.get(model, []):
-            cmd += ["--set", pair]
+        cmd = train_args(model, dataset, minutes, seed, settings.get(model, []))
         if genforge.models.model_class(model).is_autoencoder:
             cmd += ["--prior", prior]
         commands.append((out / f"{model}-s{seed}", cmd))
     run_trainings(commands, parallel)
+
+
+def train_args(model: str, dataset: str, minutes: float, seed: int, overrides: list[str]) -> list[str]:
+    """`genforge train` arguments; each override is FIELD=VALUE (`batch_size` becomes --batch-size)."""
+    args = ["train", "--model", model, "--dataset", dataset, "--minutes", str(minutes), "--seed", str(seed)]
+    for pair in overrides:
+        field, _, value = pair.partition("=")
+        args += ["--batch-size", value] if field == "batch_size" else ["--set", pair]
+    return args
 
 
 def run_trainings(jobs: list[tuple[Path, list[str]]], parallel: int) -> None:

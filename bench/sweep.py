@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from common import command, machine, write_block
-from families import evaluate_run, run_trainings, trained
+from families import evaluate_run, run_trainings, train_args, trained
 
 MD_START, MD_END = "<!-- sweep:{}:start -->", "<!-- sweep:{}:end -->"
 
@@ -27,15 +27,6 @@ MD_START, MD_END = "<!-- sweep:{}:start -->", "<!-- sweep:{}:end -->"
 def slug(variant: str) -> str:
     """A run directory name for a variant: 'cgan lr_d=1e-3' -> 'cgan-lr-d-1e-3'."""
     return re.sub(r"[^A-Za-z0-9.+-]+", "-", variant.strip().replace("=", "-"))
-
-
-def train_args(variant: str, dataset: str, minutes: float) -> list[str]:
-    model, *overrides = variant.split()
-    args = ["train", "--model", model, "--dataset", dataset, "--minutes", str(minutes), "--seed", "0"]
-    for pair in overrides:
-        field, _, value = pair.partition("=")
-        args += ["--batch-size", value] if field == "batch_size" else ["--set", pair]
-    return args
 
 
 def markdown(rows: list[tuple[str, dict]], args) -> str:
@@ -66,7 +57,8 @@ def main() -> None:
     args = p.parse_args()
     out = args.out / args.dataset
     out.mkdir(parents=True, exist_ok=True)
-    run_trainings([(out / slug(v), train_args(v, args.dataset, args.minutes)) for v in args.variant], args.parallel)
+    run_trainings([(out / slug(v), train_args(v.split()[0], args.dataset, args.minutes, 0, v.split()[1:]))
+                   for v in args.variant], args.parallel)
     rows = []
     for variant in args.variant:
         run = out / slug(variant)

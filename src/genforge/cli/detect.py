@@ -72,7 +72,7 @@ def train_command(args) -> int:
     real = load_slice(args.real, size, channels)
     config = DetectTrainConfig(steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
                                width=args.width, fakes_per_source=args.fakes_per_source, seed=args.seed,
-                               **({"edit_weight": args.edit_weight} if args.edit_weight else {}))
+                               edit_weight=args.edit_weight or DetectTrainConfig.edit_weight)
     _, card = train_detector(real, args.fake, args.out, config, real_spec=args.real, progress=not args.no_progress)
     print(report(card))
     print(f"wrote {args.out}")
