@@ -55,7 +55,7 @@ def run(args) -> int:
     misplaced = [name for name in (JUDGE_ONLY if training else TRAIN_ONLY) if getattr(args, name) is not None]
     if misplaced:
         mode = "`genforge detect train`" if not training else "judging (`genforge detect DET_DIR INPUT...`)"
-        raise GenforgeError(f"--{misplaced[0]} belongs to {mode}, not here")
+        raise GenforgeError(f"--{misplaced[0].replace('_', '-')} belongs to {mode}, not here")
     return train_command(args) if training else judge(args)
 
 
