@@ -3,7 +3,7 @@ detector's settings, cheaper than the whole detect_bench.py (no baselines, pertu
 held-out groups).
 
     python bench/detect_trial.py --runs RUN_DIR... [--edits NAME=FILE.npz ...] [--width 16]
-                                 [--edit-weight 10] [--minutes 4] [--threads 1]
+                                 [--edit-weight 10] [--minutes 4] [--threads 1] [--set FIELD=VALUE ...]
 
 Prints the AUC of every source and the pixel AUC of the edit maps on each partly edited source
 and on all pastes together, measured like detect_bench.py (unseen test images and seeds).
@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 import genforge
+from genforge.cli.train import parse_overrides
 from genforge.data import load_dataset, load_slice
 from genforge.detect import DetectTrainConfig, train_detector
 from genforge.detect.evaluate import detector_scorer, localisation, per_source
@@ -35,6 +36,8 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=4)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: two trials side by side)")
     p.add_argument("--n-test", type=int, default=1000)
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any other DetectTrainConfig field, e.g. --set fakes_per_source=4000 (repeatable)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     runs = [Path(r) for r in args.runs]
@@ -43,7 +46,9 @@ def main() -> None:
     n = args.n_test
     real_test = test.images[:n].float() / 255
     fakes = held_out_fakes(runs, test, n, args.edits)
-    config = DetectTrainConfig(minutes=args.minutes, width=args.width, edit_weight=args.edit_weight)
+    overrides = parse_overrides(args.set)
+    config = DetectTrainConfig(**{"minutes": args.minutes, "width": args.width, "edit_weight": args.edit_weight,
+                                  **overrides})
     detector, card = train_detector(load_slice(args.real, shape[1], shape[0]), runs, None, config, progress=False)
     result = {"steps": card["training"]["steps"],
               "auc": {k: round(v["auc"], 4) for k, v in per_source(detector_scorer(detector), real_test, fakes).items()}}
@@ -55,7 +60,8 @@ def main() -> None:
     pastes = torch.isin(fakes.source, torch.tensor([i for i in partial if fakes.names[i].endswith(":paste")]))
     result["pixel_auc all pastes"] = round(
         localisation(detector.predict(fakes.images[pastes])[1], fakes.masks[pastes])["pixel_auc"], 4)
-    print(json.dumps({"width": args.width, "edit_weight": args.edit_weight, **result}, indent=1))
+    print(json.dumps({"width": args.width, "edit_weight": args.edit_weight, "minutes": args.minutes, **overrides,
+                      **result}, indent=1))
 
 
 if __name__ == "__main__":

@@ -35,12 +35,14 @@ def markdown(rows: list[tuple[str, dict]], args) -> str:
              f"- machine: {machine()}, cpu; {args.parallel} trainings at a time, "
              f"{max(1, (os.cpu_count() or 2) // args.parallel)} torch thread(s) each, seed 0",
              f"- command: `{command()}`",
-             "- 10000 samples against the test split, shipped feature network (as in the families table)", "",
-             "| variant | sampler | img/s | epochs | FID | precision | recall | coverage | class read |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "- 10000 samples against the test split, shipped feature network (as in the families table); "
+             "`trained as`: every setting of the run that differs from today's defaults (these move as "
+             "sweeps choose them)", "",
+             "| variant | trained as | sampler | img/s | epochs | FID | precision | recall | coverage | class read |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for variant, r in rows:
         read = f"{r['conditional_accuracy']:.3f}" if "conditional_accuracy" in r else "-"
-        lines.append(f"| `{variant}` | {r['sampler']} | {r['img_per_s']:.0f} | {r['epochs']:.1f} | "
+        lines.append(f"| `{variant}` | `{r['model']}` | {r['sampler']} | {r['img_per_s']:.0f} | {r['epochs']:.1f} | "
                      f"{r['fid']:.1f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['coverage']:.3f} | {read} |")
     return "\n".join(lines + [MD_END.format(args.name)])
 

@@ -4,6 +4,7 @@
 # RUNS_DIR holds MNIST runs named beta-vae-s0, cvae-s0, sngan-s0 (bench/families.py writes them);
 # DETECTOR_DIR is a trained detector (bench/detect_bench.py or `genforge detect train`);
 # FASHION_RUNS_DIR, if given, the same runs on Fashion-MNIST.
+# FIGURES=heatmaps re-makes the detector's heatmaps only (a new detector, the same edit pictures).
 set -euo pipefail
 runs=${1:?RUNS_DIR}
 det=${2:?DETECTOR_DIR}
@@ -12,6 +13,7 @@ out=docs/images
 edit="genforge edit --no-progress"
 mkdir -p "$out" /tmp/genforge-figures
 
+if [ "${FIGURES:-all}" != heatmaps ]; then
 $edit "$runs/beta-vae-s0" --input mnist:test:0-15 --op reconstruct --out "$out/edit-reconstruct.png"
 $edit "$runs/beta-vae-s0" --input mnist:test:0-7 --op interpolate --steps 10 --out "$out/edit-interpolate.png"
 $edit "$runs/beta-vae-s0" --input mnist:test:0-15 --op attribute --to 8 --out "$out/edit-attribute-8.png"
@@ -27,6 +29,7 @@ if [ -n "$fashion" ]; then
     --out "$out/edit-fashion-swap-class-7.png"
   $edit "$fashion/beta-vae-s0" --input fashion-mnist:test:0-15 --op inpaint --box 7,7,21,21 \
     --out "$out/edit-fashion-inpaint.png"
+fi
 fi
 
 # Heatmaps: a few real digits, a few with a region inpainted by the VAE (blended), a few samples.

@@ -38,7 +38,8 @@ def add_parser(sub) -> None:
     train.add_argument("--fake", nargs="+", metavar="RUN_DIR", help="run directories of the models to detect")
     train.add_argument("--out", help="detector directory to write")
     train.add_argument("--steps", type=positive_int, help="optimisation steps")
-    train.add_argument("--minutes", type=positive_float, help="wall-clock minutes of training")
+    train.add_argument("--minutes", type=positive_float, help="wall-clock minutes of training (10 on 2 cores: "
+                       "the edit maps need them; BENCHMARKS.md)")
     train.add_argument("--batch-size", type=positive_int, default=64)
     train.add_argument("--width", type=positive_int, default=16, help="channels of the first layer (default 16)")
     train.add_argument("--fakes-per-source", type=positive_int, default=2000,
