@@ -235,3 +235,11 @@ def test_ema_generator_samples_and_can_be_switched_off():
 def test_invalid_gan_config_is_a_clear_error(config, message):
     with pytest.raises(UnknownName, match=message):
         build_model("sngan", **config)
+
+
+@pytest.mark.parametrize("name, betas", [("sngan", (0.0, 0.9)), ("cgan", (0.0, 0.9)), ("wgan-gp", (0.5, 0.9))])
+def test_each_family_optimises_with_its_adam_betas_and_an_override_reaches_both_networks(name, betas):
+    for model, expected in [(build_model(name, **SMALL), betas),
+                            (build_model(name, beta1=0.3, beta2=0.99, **SMALL), (0.3, 0.99))]:
+        optimizers = model.configure_optimizers()
+        assert {o.param_groups[0]["betas"] for o in optimizers.values()} == {expected}
