@@ -11,6 +11,9 @@ Cases:
   plain:ref-dcgan    the TensorFlow DCGAN tutorial loop, in PyTorch (DataLoader, .item() every step)
 plain:* run when their ref-* model is selected; the genforge/plain ratio of img/s for
 ref-vae and ref-dcgan is the trainer's speed-up on the same networks and the same maths.
+--models takes any genforge model (the default is the four above). On a GPU (--device cuda)
+the results go to their own Markdown block, beside the CPU's, with the card's name and the
+peak GPU memory of each case.
 
 Writes <out>/<case>.json per case, <out>/throughput.json (all of them) and
 <out>/throughput_losses.png; with --write-md, a section of a Markdown file.
@@ -37,7 +40,13 @@ from common import machine, write_block
 MODELS = ["vae", "dcgan", "ref-vae", "ref-dcgan"]
 PLAIN = {"ref-vae": "plain:ref-vae", "ref-dcgan": "plain:ref-dcgan"}  # model -> its plain loop
 LOG_EVERY = 25  # the trainer's default: measure the host syncs users actually get
-MD_START, MD_END = "<!-- throughput:start -->", "<!-- throughput:end -->"
+
+
+def markers(device: str) -> tuple[str, str]:
+    """The CPU table keeps its block; each other device type gets its own."""
+    kind = torch.device(device).type
+    tag = "throughput" if kind == "cpu" else f"throughput-{kind}"
+    return f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
 
 
 def warmup_seconds(budget_s: float) -> float:
@@ -233,6 +242,8 @@ def run_child(case: str, seconds: float, device: str, threads: int | None, out_f
     # Peak RSS last: it then covers data loading and the whole training run.
     result.update(case=case, seconds=seconds, device=device, threads=torch.get_num_threads(),
                   peak_rss_mb=peak_rss_mb())
+    if torch.device(device).type == "cuda":
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     out_file.write_text(json.dumps(result) + "\n")
 
 
@@ -278,13 +289,15 @@ def ratio_rows(results: dict[str, dict]) -> list[tuple[str, float]]:
 
 
 def table(results: dict[str, dict]) -> str:
-    lines = ["| case | batch | parameters | img/s | peak MB | steps |",
-             "|---|---:|---:|---:|---:|---:|"]
+    gpu = any("peak_gpu_mb" in r for r in results.values())
+    lines = ["| case | batch | parameters | img/s | peak MB | " + ("peak GPU MB | " if gpu else "") + "steps |",
+             "|---|---:|---:|---:|---:|" + ("---:|" if gpu else "") + "---:|"]
     for case, r in results.items():
+        gpu_mb = f"{r.get('peak_gpu_mb', 0):.0f} | " if gpu else ""
         lines.append(f"| {case} | {r['batch']} | {r['parameters']:,} | {r['img_per_s']:.0f} | "
-                     f"{r['peak_rss_mb']:.0f} | {r['steps']} |")
+                     f"{r['peak_rss_mb']:.0f} | {gpu_mb}{r['steps']} |")
     for name, ratio in ratio_rows(results):
-        lines.append(f"| ratio {name} | | | {ratio:.2f}x | | |")
+        lines.append(f"| ratio {name} | | | {ratio:.2f}x | | |" + (" |" if gpu else ""))
     return "\n".join(lines)
 
 
@@ -315,19 +328,22 @@ def plot_losses(results: dict[str, dict], path: Path, warmup_s: float) -> None:
 def markdown_block(results: dict[str, dict], args, load_before: tuple[float, float, float]) -> str:
     threads = sorted({r["threads"] for r in results.values()})
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    kind = torch.device(args.device).type
+    card = f" ({torch.cuda.get_device_name(args.device)})" if kind == "cuda" else ""
+    start, end = markers(args.device)
     return "\n".join([
-        MD_START,
-        "## Training throughput (MNIST train)",
+        start,
+        "## Training throughput (MNIST train" + (f", {kind.upper()}" if kind != "cpu" else "") + ")",
         "",
         f"- date: {date}",
-        f"- machine: {machine()} (children: {'/'.join(map(str, threads))}), device {args.device}",
+        f"- machine: {machine()} (children: {'/'.join(map(str, threads))}), device {args.device}{card}",
         f"- load average before the run: {' '.join(f'{x:.2f}' for x in load_before)}",
         f"- command: `{shlex.join(sys.orig_argv)}`",
         f"- each case trains {args.seconds:g} s in its own process; img/s leaves out the first "
         f"{warmup_seconds(args.seconds):g} s; peak MB is the process's max RSS",
         "",
         table(results),
-        MD_END,
+        end,
     ])
 
 
@@ -347,10 +363,12 @@ def main() -> None:
         run_child(args.child, args.seconds, args.device, args.threads, args.child_out)
         return
 
+    from genforge.models import MODELS as ALL_MODELS
+
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = sorted(set(models) - set(MODELS))
+    unknown = sorted(set(models) - set(ALL_MODELS))
     if unknown:
-        p.error(f"unknown model(s) {unknown}; choose from {MODELS}")
+        p.error(f"unknown model(s) {unknown}; choose from {sorted(ALL_MODELS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()  # other work on the machine skews the numbers: say how much
 
@@ -367,7 +385,7 @@ def main() -> None:
     (args.out / "throughput.json").write_text(json.dumps(results, indent=1) + "\n")
     plot_losses(results, args.out / "throughput_losses.png", warmup_seconds(args.seconds))
     if args.write_md:
-        write_block(args.write_md, markdown_block(results, args, load_before), MD_START, MD_END)
+        write_block(args.write_md, markdown_block(results, args, load_before), *markers(args.device))
         print(f"\nwrote {args.write_md}")
     print(f"wrote {args.out}/throughput.json and throughput_losses.png")
     if len(results) < len(cases):

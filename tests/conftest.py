@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data beside the checkout, unless GENFORGE_DATA names another folder (a GPU machine
+# that gets the checkout alone, with the data copied into it).
+SHARED_DATA = Path(os.environ.get("GENFORGE_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
 def pytest_configure(config):

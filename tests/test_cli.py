@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from genforge.cli import COMMANDS, main
@@ -101,6 +102,21 @@ def test_bad_input_gets_one_clear_line(trained_run, tmp_path, capsys):
     empty.mkdir()
     assert "no readable .png/.jpg/.jpeg images" in error_line(capsys, "train", "--model", "vae", "--dataset", f"folder:{empty}",
                                               "--out", tmp_path / "x").lower()
+
+
+def test_a_device_this_machine_lacks_gets_one_clear_line(trained_run, tmp_path, capsys):
+    assert "is not a device" in error_line(capsys, "sample", trained_run, "--device", "gpu", "--out", tmp_path / "s")
+    assert "runs on cpu, cuda or mps" in error_line(capsys, "eval", trained_run, "--device", "meta")
+    commands = [["train", *TINY_VAE, "--out", tmp_path / "x"], ["sample", trained_run, "--out", tmp_path / "s"],
+                ["eval", trained_run], ["edit", trained_run, "--input", "mnist:test:0-1", "--op", "reconstruct",
+                                        "--out", tmp_path / "e"]]
+    for command in commands:
+        if torch.cuda.is_available():
+            wrong = f"cuda:{torch.cuda.device_count()}"
+            assert "CUDA device(s)" in error_line(capsys, *command, "--device", wrong)
+        else:
+            assert "no CUDA device here" in error_line(capsys, *command, "--device", "cuda")
+    assert not (tmp_path / "x").exists()
 
 
 def test_missing_and_truncated_idx_files(tmp_path, capsys, monkeypatch):

@@ -42,7 +42,7 @@ class Model:
 
     @property
     def device(self) -> torch.device:
-        return next(self.module.parameters()).device
+        return self.module.device
 
     @property
     def prior_kind(self) -> str:

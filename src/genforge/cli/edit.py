@@ -13,7 +13,7 @@ ROW = 16  # images per row of a comparison picture
 
 
 def add_parser(sub) -> None:
-    from . import positive_float, positive_int
+    from . import device_name, positive_float, positive_int
     p = sub.add_parser("edit", help="edit real images through a model's latent space", description=(
         "Bring images into the model's latent space (encoder, or latent search for a GAN), change the code, "
         "and decode. --input: a PNG/JPEG file, a folder of them, an .npz with an array 'images', or a data "
@@ -47,6 +47,8 @@ def add_parser(sub) -> None:
     p.add_argument("--detector", metavar="DET_DIR", help="judge the realism of inputs and results with this "
                    "detector (`genforge detect train`) rather than the model's discriminator")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", type=device_name, default="cpu",
+                   help="run the model and its latent search on cpu, cuda or cuda:N")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
 
@@ -56,7 +58,8 @@ def run(args) -> int:
     from ..detect import load_detector
     from ..edit import Editor, FitConfig, as_float, read_images
     detector = load_detector(args.detector)[0] if args.detector else None
-    editor = Editor(api.load(args.run_dir), FitConfig(steps=args.search_steps, restarts=args.restarts, seed=args.seed),
+    search = FitConfig(steps=args.search_steps, restarts=args.restarts, seed=args.seed)
+    editor = Editor(api.load(args.run_dir, args.device), search,
                     progress=not args.no_progress, seed=args.seed, hybrid=args.hybrid, detector=detector)
     images = read_images(args.input, editor.image_shape)
     summary = OPERATIONS[args.op](editor, images, as_float(images), args)

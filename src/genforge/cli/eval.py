@@ -14,7 +14,7 @@ ORDER = ["fid", "kid", "kid_std", "precision", "recall", "density", "coverage", 
 
 
 def add_parser(sub) -> None:
-    from . import positive_float, positive_int
+    from . import device_name, positive_float, positive_int
     p = sub.add_parser("eval", help="measure a model or a set of images", description=(
         "genforge eval RUN_DIR: sample --n images and report FID, KID, precision/recall, density/coverage, "
         "the classifier score and class coverage against the test split, beside the real-vs-real floor "
@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset", help="data set to compare with (for --images and train-features)")
     p.add_argument("--n", type=positive_int, default=10_000, help="images to sample (default 10000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", type=device_name, default="cpu", help="RUN_DIR: sample on cpu, cuda or cuda:N")
     p.add_argument("--features", choices=("classifier", "inception"), default="classifier",
                    help="feature network: the data set's shipped classifier (default), or the Inception "
                         "network of the FID convention (needs torch-fidelity and its weights)")
@@ -54,7 +55,8 @@ def run(args) -> int:
         result = evaluate_images(images, args.dataset, data_dir=args.data_dir, features=args.features)
     elif args.target:
         from .. import api
-        result = evaluate_model(api.load(args.target), n=args.n, seed=args.seed, data_dir=args.data_dir,
+        model = api.load(args.target, args.device)
+        result = evaluate_model(model, n=args.n, seed=args.seed, data_dir=args.data_dir,
                                 nll_images=args.nll_images, nll_k=args.nll_k, features=args.features,
                                 prior=args.prior)
     else:

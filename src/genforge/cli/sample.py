@@ -10,7 +10,7 @@ PRIOR_CHOICES = ["auto", "none", *PRIORS]
 
 
 def add_parser(sub) -> None:
-    from . import positive_int
+    from . import device_name, positive_int
     p = sub.add_parser("sample", help="write images from a trained model", description=(
         "Write N images: a folder of PNG files, or, when PATH ends in .npz, one uint8 array 'images' "
         "of shape (N, H, W, C); with --grid, one PNG tiling them. The same seed gives the same images."))
@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("--prior", choices=PRIOR_CHOICES, default="auto", help="where z comes from: auto (the run's "
                    "fitted prior if it has one, else the standard normal; default), none (the standard normal), "
                    "or a fitted prior by name")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N")
     p.set_defaults(run=run)
 
 

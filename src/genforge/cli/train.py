@@ -11,7 +11,7 @@ from ..priors import PRIORS
 
 
 def add_parser(sub) -> None:
-    from . import positive_float, positive_int
+    from . import device_name, positive_float, positive_int
     p = sub.add_parser("train", help="train a model", description=(
         "Train a model, writing config.json, weights (safetensors), metrics.jsonl, sample grids and "
         "report.md into --out. Budgets are totals for the run; the first one reached ends training "
@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--data-dir", help="look here first for data files")
     p.add_argument("--image-size", type=positive_int, help="resize images (default: the data's own; 32 for folders)")
     p.add_argument("--channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (RGB)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="a model config field, e.g. --set latent_dim=32 (repeatable)")
     p.add_argument("--sample-every", type=positive_int, default=500, help="steps between sample grids")

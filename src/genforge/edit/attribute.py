@@ -65,7 +65,7 @@ def sampled_codes(model: GenerativeModel, feature_net: FeatureNet, n: int,
                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Codes (n, D) drawn from the prior, their images, and the classes the classifier reads in
     them: labelled codes for a model without an encoder (the InterFaceGAN recipe)."""
-    z = model.latent(n, generator)
+    z = model.latent(n, generator).cpu()
     labels = model.random_labels(n, generator) if model.is_conditional else None
     images = generate(model, z, labels)
     return z, images, class_reads(feature_net, images)

@@ -34,7 +34,7 @@ def sefa_directions(model: GenerativeModel, k: int) -> tuple[torch.Tensor, torch
     eigenvalues, eigenvectors = torch.linalg.eigh(w.T @ w)  # ascending
     k = min(k, len(eigenvalues))
     top = eigenvalues.flip(0)[:k]
-    return eigenvectors.flip(1)[:, :k].T.to(weight.dtype), top.to(weight.dtype)
+    return eigenvectors.flip(1)[:, :k].T.to(weight.dtype).cpu(), top.to(weight.dtype).cpu()
 
 
 def traverse(z: torch.Tensor, directions: torch.Tensor, scales: torch.Tensor, steps: int,

@@ -69,8 +69,7 @@ def train_inversion_encoder(model: GenerativeModel, config: EncoderConfig = Enco
     """An encoder fitted to `config.steps` batches of the model's own (z, G(z)) pairs."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    device = next(model.parameters()).device
-    encoder = _new_encoder(model, config.width).to(device).train()
+    encoder = _new_encoder(model, config.width).to(model.device).train()
     optimiser = torch.optim.Adam(encoder.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.steps)
     model.eval()
@@ -107,7 +106,7 @@ def load_encoder(model: GenerativeModel, path: Path) -> tuple[InversionEncoder, 
         raise GenforgeError(f"{path} is not a genforge inversion encoder; delete it to train a new one") from None
     encoder = _new_encoder(model, width)
     load_weights(encoder, tensors, path)
-    return encoder.to(next(model.parameters()).device).eval(), metadata.get("model_sha256", "")
+    return encoder.to(model.device).eval(), metadata.get("model_sha256", "")
 
 
 def _sha256(path: Path) -> str:

@@ -9,6 +9,7 @@ poor local minima.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -43,8 +44,10 @@ def fit_latents(model: GenerativeModel, target: torch.Tensor, labels: torch.Tens
                 progress: bool = False) -> Fit:
     """Codes z minimising the pixel MSE to `target` (over the `known` pixels, 1 = known) plus,
     with a feature network, the MSE of its features. `init` (N, latent_dim) replaces the first
-    random start (an encoder's guess)."""
+    random start (an encoder's guess). Runs on the model's device; takes and returns CPU tensors."""
     generator = torch.Generator().manual_seed(config.seed)
+    if feature_net is not None and next(feature_net.parameters()).device != model.device:
+        feature_net = copy.deepcopy(feature_net).to(model.device)  # the caller's stays where it is
     if known is not None:
         known = known.expand(len(target), *known.shape[1:])
     chunks = range(0, len(target), config.batch_size)
@@ -53,10 +56,10 @@ def fit_latents(model: GenerativeModel, target: torch.Tensor, labels: torch.Tens
     fits = []
     for i in chunks:
         part = slice(i, i + config.batch_size)
-        fits.append(_fit_batch(model, target[part], _part(labels, part), _part(known, part), _part(init, part),
-                               feature_net, config, generator, bar))
+        on_model = [None if t is None else t[part].to(model.device) for t in (target, labels, known, init)]
+        fits.append(_fit_batch(model, *on_model, feature_net, config, generator, bar))
     bar.close()
-    return Fit(*(torch.cat(t) for t in zip(*((f.z, f.loss, f.start_loss) for f in fits))))
+    return Fit(*(torch.cat(t).cpu() for t in zip(*((f.z, f.loss, f.start_loss) for f in fits))))
 
 
 def masked_mse(x: torch.Tensor, y: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
@@ -66,10 +69,6 @@ def masked_mse(x: torch.Tensor, y: torch.Tensor, known: torch.Tensor | None = No
         return sq.flatten(1).mean(1)
     known = known.expand_as(sq)
     return (sq * known).flatten(1).sum(1) / known.flatten(1).sum(1).clamp(min=1)
-
-
-def _part(t: torch.Tensor | None, part: slice) -> torch.Tensor | None:
-    return None if t is None else t[part]
 
 
 def _repeat(t: torch.Tensor | None, r: int) -> torch.Tensor | None:

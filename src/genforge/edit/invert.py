@@ -5,6 +5,9 @@ GANs have none: the code is found by optimisation (`fit.fit_latents`), with a pi
 the data set's feature network for a loss that cares what the digit is, not only where ink is;
 a learned inversion encoder (`encoder.py`, the hybrid) gives the search its first start.
 An autoencoder's code can be refined the same way, starting from the encoder's guess.
+
+Every edit takes and returns CPU tensors and runs where the model is (a GPU, say): moving
+in and out happens here, in `fit_latents` and in `realism`, so no caller has to.
 """
 
 from __future__ import annotations
@@ -30,11 +33,16 @@ def encode(model: GenerativeModel, x: torch.Tensor, labels: torch.Tensor | None 
     codes = []
     with torch.inference_mode():
         for i in range(0, len(x), BATCH):
-            mu, logvar = model.encode(x[i:i + BATCH], None if labels is None else labels[i:i + BATCH])
+            mu, logvar = model.encode(x[i:i + BATCH].to(model.device), _chunk(labels, i, model.device))
+            mu, logvar = mu.cpu(), logvar.cpu()
             if sample:
-                mu = mu + torch.randn(mu.shape, generator=generator).to(mu.device) * torch.exp(0.5 * logvar)
+                mu = mu + torch.randn(mu.shape, generator=generator) * torch.exp(0.5 * logvar)
             codes.append(mu)
     return torch.cat(codes)
+
+
+def _chunk(labels: torch.Tensor | None, i: int, device: torch.device) -> torch.Tensor | None:
+    return None if labels is None else labels[i:i + BATCH].to(device)
 
 
 def invert(model: GenerativeModel, x: torch.Tensor, labels: torch.Tensor | None = None,
@@ -48,15 +56,15 @@ def invert(model: GenerativeModel, x: torch.Tensor, labels: torch.Tensor | None 
     if model.is_autoencoder:
         init = encode(model, x, labels)
     else:
-        init = None if encoder is None else guess_codes(encoder, x.to(next(encoder.parameters()).device))
+        init = None if encoder is None else guess_codes(encoder, x.to(next(encoder.parameters()).device)).cpu()
     return fit_latents(model, x, labels, init=init, feature_net=feature_net, config=fit or FitConfig(),
                        progress=progress).z
 
 
 def generate(model: GenerativeModel, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-    """Images in [0, 1] for codes z, in batches and without gradients."""
+    """Images in [0, 1] (on the CPU) for codes z, in batches and without gradients."""
     with torch.inference_mode():
-        return torch.cat([model.generate(z[i:i + BATCH], None if labels is None else labels[i:i + BATCH])
+        return torch.cat([model.generate(z[i:i + BATCH].to(model.device), _chunk(labels, i, model.device)).cpu()
                           for i in range(0, len(z), BATCH)])
 
 

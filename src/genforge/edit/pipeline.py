@@ -212,7 +212,7 @@ class Editor:
             idx = torch.randperm(len(self.train), generator=self._generator())[:GROUP_N]
             images = self.train.images[idx].float() / 255
             return encode(self.model, images), measure(images)
-        z = self.model.latent(GROUP_N, self._generator())
+        z = self.model.latent(GROUP_N, self._generator()).cpu()
         return z, measure(generate(self.model, z))
 
     def _needs_labels(self, labels: torch.Tensor | None) -> None:

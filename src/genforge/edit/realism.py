@@ -19,7 +19,8 @@ def realism(model: GenerativeModel, x: torch.Tensor, labels: torch.Tensor | None
     if not model.has_discriminator:
         return None
     with torch.inference_mode():
-        logits = torch.cat([model.discriminate(x[i:i + BATCH], None if labels is None else labels[i:i + BATCH])
+        logits = torch.cat([model.discriminate(x[i:i + BATCH].to(model.device),
+                                               None if labels is None else labels[i:i + BATCH].to(model.device)).cpu()
                             for i in range(0, len(x), BATCH)])
     return torch.sigmoid(logits)
 

@@ -89,15 +89,17 @@ class GenerativeModel(nn.Module):
             labels = self.random_labels(n, generator)
         return self.generate(z, labels)
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
     def random_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        device = next(self.parameters()).device
-        return torch.randint(self.config.num_classes, (n,), generator=generator).to(device)
+        return torch.randint(self.config.num_classes, (n,), generator=generator).to(self.device)
 
     def latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draws n latent codes from the model's prior (standard normal)."""
-        device = next(self.parameters()).device
+        """Draws n latent codes from the model's prior (standard normal), on the model's device."""
         z = torch.randn(n, self.config.latent_dim, generator=generator)
-        return z.to(device)
+        return z.to(self.device)
 
     # --- what autoencoders add (is_autoencoder) ---------------------------------------
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
