@@ -107,6 +107,10 @@ def bench(run_dir: Path, n: int, seed: int, steps: int, restarts: int, hybrid: b
     return result
 
 
+COND_NOTE = ("- a conditional model inverts and inpaints given each image's true label; the baselines "
+             "see no label")
+
+
 def markdown(r: dict) -> str:
     inv, change_key = r["inversion"], "swap_class" if "swap_class" in r else "attribute"
     change, edit = r[change_key], change_key.replace("_", " ")
@@ -114,8 +118,10 @@ def markdown(r: dict) -> str:
              f"## Edits: {r['model']} on {r['dataset']} ({r['n']} test images)", "",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
              f"- machine: {machine()}, cpu",
-             f"- command: `{command()}`", "",
-             "| edit | measure | value |", "|---|---|---:|"]
+             f"- command: `{command()}`"]
+    if change_key == "swap_class":
+        lines.append(COND_NOTE)
+    lines += ["", "| edit | measure | value |", "|---|---|---:|"]
     inversions = [("inversion (hybrid: encoder + search)", inv), ("inversion (search alone)", r["inversion_plain"])] \
         if r.get("hybrid") else [("inversion", inv)]
     for label, q in inversions:
