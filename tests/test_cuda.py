@@ -40,7 +40,7 @@ def logged(out):
 
 
 def on_device(model):
-    return next(model.parameters()).device.type == torch.device(DEVICE).type
+    return model.device.type == torch.device(DEVICE).type
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -56,7 +56,7 @@ def invert(model: GenerativeModel, x: torch.Tensor, labels: torch.Tensor | None 
     if model.is_autoencoder:
         init = encode(model, x, labels)
     else:
-        init = None if encoder is None else guess_codes(encoder, x.to(next(encoder.parameters()).device)).cpu()
+        init = None if encoder is None else guess_codes(encoder, x.to(model.device)).cpu()
     return fit_latents(model, x, labels, init=init, feature_net=feature_net, config=fit or FitConfig(),
                        progress=progress).z
 
