@@ -1,12 +1,14 @@
 """Editing real MNIST digits through trained models: each edit does what it says."""
 
+import dataclasses
+
 import pytest
 import torch
 
 import genforge
 from genforge.cli import main
 from genforge.edit import (Editor, FitConfig, as_float, box_mask, centre_mask, composite, fit_latents,
-                           interpolate, mean_fill, read_images, read_mask, sefa_directions, slant)
+                           inpaint, interpolate, mean_fill, read_images, read_mask, sefa_directions, slant)
 from genforge.errors import DataError, GenforgeError
 from genforge.models import MODELS, build_model
 
@@ -120,6 +122,25 @@ def test_gan_inversion_lowers_the_loss_from_its_start(mnist_small):
     fit = fit_latents(gan, x, config=FitConfig(steps=15, restarts=2))
     assert fit.z.shape == (16, 16)
     assert (fit.loss < fit.start_loss).float().mean() > 0.9
+
+
+def test_screened_starts_begin_closer_than_blind_draws(mnist_small):
+    torch.manual_seed(0)
+    gan = build_model("dcgan", g_width=8, d_width=8, latent_dim=16).eval()
+    x = mnist_small.images[:32].float() / 255
+    blind = fit_latents(gan, x, config=FitConfig(steps=0, restarts=2, candidates=0))
+    screened = fit_latents(gan, x, config=FitConfig(steps=0, restarts=2, candidates=64))
+    assert screened.start_loss.mean() < blind.start_loss.mean()
+
+
+def test_inpainting_samples_average_distinct_completions(digits):
+    torch.manual_seed(0)
+    gan = build_model("dcgan", g_width=8, d_width=8, latent_dim=16).eval()
+    x, mask = as_float(digits)[:8], centre_mask(28, 14)
+    search = FitConfig(steps=5, restarts=2, candidates=8)
+    singles = [inpaint(gan, x, mask, fit=dataclasses.replace(search, seed=k)) for k in range(3)]
+    assert not torch.equal(singles[0], singles[1])  # each seed finds its own completion
+    torch.testing.assert_close(inpaint(gan, x, mask, fit=search, samples=3), torch.stack(singles).mean(0))
 
 
 def test_sefa_directions_are_unit_and_ordered():

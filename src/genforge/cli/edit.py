@@ -38,10 +38,14 @@ def add_parser(sub) -> None:
     p.add_argument("--box", help="inpaint: missing box x0,y0,x1,y1 in pixels")
     p.add_argument("--blend", type=float, default=0.0, help="inpaint: feather the fill into the border "
                    "(Gaussian sigma in pixels; 0 changes only masked pixels)")
+    p.add_argument("--samples", type=positive_int, default=1, help="inpaint: average this many completions "
+                   "(softer fill, lower error where the hole leaves the content open; K times the time)")
     p.add_argument("--num-directions", type=positive_int, default=5)
     p.add_argument("--span", type=positive_float, default=3.0, help="directions: walk +-span standard deviations")
     p.add_argument("--search-steps", type=positive_int, default=150, help="latent search: Adam steps")
     p.add_argument("--restarts", type=positive_int, default=3, help="latent search: random starts per image")
+    p.add_argument("--candidates", type=positive_int, help="latent search: random codes scored per image, the "
+                   "best --restarts of them start the search (default 64)")
     p.add_argument("--hybrid", action="store_true", help="GANs: start latent search from a learned inversion "
                    "encoder (trained on the model's own samples at first use, then kept in the run directory)")
     p.add_argument("--detector", metavar="DET_DIR", help="judge the realism of inputs and results with this "
@@ -59,6 +63,8 @@ def run(args) -> int:
     from ..edit import Editor, FitConfig, as_float, read_images
     detector = load_detector(args.detector)[0] if args.detector else None
     search = FitConfig(steps=args.search_steps, restarts=args.restarts, seed=args.seed)
+    if args.candidates is not None:
+        search.candidates = args.candidates
     editor = Editor(api.load(args.run_dir, args.device), search,
                     progress=not args.no_progress, seed=args.seed, hybrid=args.hybrid, detector=detector)
     images = read_images(args.input, editor.image_shape)
@@ -119,7 +125,7 @@ def inpaint(editor, images, x, args) -> str:
         raise GenforgeError("inpaint needs exactly one of --mask PNG or --box x0,y0,x1,y1")
     mask = read_mask(args.mask, size) if args.mask else box_mask(args.box, size)
     labels = _labels_if_conditional(editor, images)
-    out = editor.inpaint(x, mask, labels, args.blend)
+    out = editor.inpaint(x, mask, labels, args.blend, args.samples)
     fills = {"model": out, **editor.baselines(x, mask)}
     mse = ", ".join(f"{name} {_masked_mse(fill, x, mask):.4f}" for name, fill in fills.items())
     summary = f"masked MSE: {mse}"

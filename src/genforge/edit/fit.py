@@ -4,7 +4,9 @@ This is GAN inversion (Zhu et al. 2016; Abdal et al. 2019) and, with a mask of k
 inpainting by latent search (Yeh et al. 2017). Adam moves z only; the model and the feature
 network stay fixed. Several random starts run side by side as one batch and each image keeps
 the code of the start that ended lowest, because the loss surface of a generator has many
-poor local minima.
+poor local minima. With `candidates`, many random codes are first scored on the target
+(one forward pass each, no gradients) and the best of them become the starts: a cheap search
+in the generator's range that hands the optimiser better basins than blind draws.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..models import GenerativeModel
 class FitConfig:
     steps: int = 150
     restarts: int = 3
+    candidates: int = 64  # random codes scored per image; the best `restarts` start the search (0: no screening)
     lr: float = 0.05
     feature_weight: float = 0.01  # feature MSE is ~100x the pixel MSE on digits; this balances them
     prior_weight: float = 1e-3  # keeps z where the generator was trained (||z||^2 of a normal draw)
@@ -82,9 +85,22 @@ def _best(t: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
     return t.reshape(r, n, *t.shape[1:])[best, torch.arange(n)]
 
 
+@torch.no_grad()
+def _starts(model, target, labels, known, r: int, candidates: int, generator) -> torch.Tensor:
+    """(r, n, latent_dim) starting codes: r random draws per image, or the r of `candidates`
+    draws whose images come closest to the target (on the known pixels)."""
+    n = len(target)
+    if candidates <= r:
+        return model.latent(r * n, generator).view(r, n, -1)
+    pool = model.latent(candidates * n, generator).view(candidates, n, -1)
+    scores = torch.stack([masked_mse(model.generate(codes, labels), target, known) for codes in pool])
+    best = scores.topk(r, dim=0, largest=False).indices  # (r, n), the lowest first
+    return pool[best, torch.arange(n, device=pool.device)]
+
+
 def _fit_batch(model, target, labels, known, init, feature_net, config, generator, bar) -> Fit:
     n, r = len(target), config.restarts
-    z = model.latent(r * n, generator).view(r, n, -1)
+    z = _starts(model, target, labels, known, r, config.candidates, generator)
     if init is not None:
         z[0] = init
     z = z.view(r * n, -1).requires_grad_(True)

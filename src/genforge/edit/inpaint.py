@@ -3,12 +3,15 @@
 The model's fill comes from the code whose image best matches the pixels that are there
 (latent search over the known pixels, Yeh et al. 2017), started from the encoder for an
 autoencoder. Only masked pixels change, unless blending feathers the fill across the border.
-Two baselines show what the model adds: the mean training image, and the training image
+One search gives one sharp completion; `samples` > 1 averages several searches from different
+random starts, an estimate of the posterior mean: softer, and the fill with the least expected
+squared error when the hole leaves the content open. Two baselines show what the model adds: the mean training image, and the training image
 closest on the known pixels.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -38,16 +41,23 @@ def _blur(mask: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def inpaint(model: GenerativeModel, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None,
-            blend: float = 0.0, fit: FitConfig | None = None,
+            blend: float = 0.0, fit: FitConfig | None = None, samples: int = 1,
             progress: bool = False) -> torch.Tensor:
-    """Images x (N, C, H, W) with the pixels under `mask` ((N or 1), 1, H, W; 1 = missing) filled by the model."""
+    """Images x (N, C, H, W) with the pixels under `mask` ((N or 1), 1, H, W; 1 = missing) filled by
+    the model: its completion, or with `samples` > 1 the mean of that many (search seeds fit.seed,
+    fit.seed + 1, ...)."""
+    fit = fit or FitConfig()
     known = 1 - mask
     # The encoder never saw holes; showing it the hole as black (the usual background) is
     # closer to its training data than any fill we could invent.
     init = encode(model, x * known, labels) if model.is_autoencoder else None
-    # No feature loss: the features of an image with a hole describe the hole.
-    z = fit_latents(model, x, labels, known=known, init=init, config=fit or FitConfig(), progress=progress).z
-    return composite(x, generate(model, z, labels), mask.expand(len(x), *mask.shape[1:]), blend)
+    fills = []
+    for k in range(samples):
+        config = dataclasses.replace(fit, seed=fit.seed + k)
+        # No feature loss: the features of an image with a hole describe the hole.
+        z = fit_latents(model, x, labels, known=known, init=init, config=config, progress=progress).z
+        fills.append(generate(model, z, labels))
+    return composite(x, torch.stack(fills).mean(0), mask.expand(len(x), *mask.shape[1:]), blend)
 
 
 def mean_fill(x: torch.Tensor, mask: torch.Tensor, train: torch.Tensor) -> torch.Tensor:

@@ -164,9 +164,9 @@ class Editor:
                            self.encoder)
 
     def inpaint(self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None,
-                blend: float = 0.0) -> torch.Tensor:
+                blend: float = 0.0, samples: int = 1) -> torch.Tensor:
         self._needs_labels(labels)
-        return inpaint_images(self.model, x, mask, labels, blend, self.fit, self.progress)
+        return inpaint_images(self.model, x, mask, labels, blend, self.fit, samples, self.progress)
 
     def baselines(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """The two plain completions every inpainting is compared with."""
