@@ -3,10 +3,11 @@ detector's settings, cheaper than the whole detect_bench.py (no baselines, pertu
 held-out groups).
 
     python bench/detect_trial.py --runs RUN_DIR... [--edits NAME=FILE.npz ...] [--width 16]
-                                 [--edit-weight 10] [--minutes 4] [--threads 1] [--set FIELD=VALUE ...]
+                                 [--edit-weight 10] [--minutes 4] [--threads 1] [--perturb] [--set FIELD=VALUE ...]
 
 Prints the AUC of every source and the pixel AUC of the edit maps on each partly edited source
-and on all pastes together, measured like detect_bench.py (unseen test images and seeds).
+and on all pastes together, measured like detect_bench.py (unseen test images and seeds); with
+--perturb also the mean and lowest AUC over the sources after each perturbation.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import genforge
 from genforge.cli.train import parse_overrides
 from genforge.data import load_dataset, load_slice
 from genforge.detect import DetectTrainConfig, train_detector
-from genforge.detect.evaluate import detector_scorer, localisation, per_source
+from genforge.detect.evaluate import detector_scorer, localisation, per_source, under_perturbations
 
 from detect_bench import held_out_fakes
 
@@ -36,6 +37,8 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=4)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: two trials side by side)")
     p.add_argument("--n-test", type=int, default=1000)
+    p.add_argument("--perturb", action="store_true", help="also the lowest and mean AUC over the sources "
+                   "under each of the benchmark's perturbations")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any other DetectTrainConfig field, e.g. --set fakes_per_source=4000 (repeatable)")
     args = p.parse_args()
@@ -60,6 +63,12 @@ def main() -> None:
     pastes = torch.isin(fakes.source, torch.tensor([i for i in partial if fakes.names[i].endswith(":paste")]))
     result["pixel_auc all pastes"] = round(
         localisation(detector.predict(fakes.images[pastes])[1], fakes.masks[pastes])["pixel_auc"], 4)
+    if args.perturb:
+        for name, aucs in under_perturbations(detector_scorer(detector), real_test, fakes).items():
+            values = {source: m["auc"] for source, m in aucs.items()}
+            worst = min(values, key=values.get)
+            result[f"auc {name}"] = {"mean": round(sum(values.values()) / len(values), 4),
+                                     "min": round(values[worst], 4), "worst": worst}
     print(json.dumps({"width": args.width, "edit_weight": args.edit_weight, "minutes": args.minutes, **overrides,
                       **result}, indent=1))
 

@@ -172,7 +172,8 @@ def test_swap_class_with_a_conditional_vae_changes_the_class(tmp_path, mnist_tra
 
 
 @pytest.mark.parametrize("op", [["reconstruct"], ["interpolate", "--format", "gif"], ["attribute", "--to", "8"],
-                                ["inpaint", "--box", "7,7,21,21"], ["directions", "--method", "pca"]])
+                                ["inpaint", "--box", "7,7,21,21", "--samples", "2", "--candidates", "8"],
+                                ["directions", "--method", "pca"]])
 def test_cli_runs_each_edit(vae_run, tmp_path, capsys, op):
     out = tmp_path / ("edit.gif" if "gif" in op else "edit.png")
     assert main(["edit", str(vae_run), "--input", "mnist:test:0-15", "--op", *op, "--out", str(out),
@@ -186,6 +187,7 @@ def test_cli_runs_each_edit(vae_run, tmp_path, capsys, op):
     (["--input", "mnist:test:0-3", "--op", "attribute", "--to", "12"], "class 12 does not exist"),
     (["--input", "mnist:test:0-3", "--op", "swap-class", "--to", "3"], "not conditional"),
     (["--input", "mnist:test:0-3", "--op", "inpaint", "--box", "1,2,3"], "bad box"),
+    (["--input", "mnist:test:0-3", "--op", "inpaint", "--box", "7,7,21,21", "--samples", "0"], "positive"),
     (["--input", "mnist:test:0-3", "--op", "directions", "--method", "sefa"], "no linear first layer"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(vae_run, tmp_path, capsys, args, message):

@@ -5,8 +5,8 @@ The model's fill comes from the code whose image best matches the pixels that ar
 autoencoder. Only masked pixels change, unless blending feathers the fill across the border.
 One search gives one sharp completion; `samples` > 1 averages several searches from different
 random starts, an estimate of the posterior mean: softer, and the fill with the least expected
-squared error when the hole leaves the content open. Two baselines show what the model adds: the mean training image, and the training image
-closest on the known pixels.
+squared error when the hole leaves the content open. Two baselines show what the model adds:
+the mean training image, and the training image closest on the known pixels.
 """
 
 from __future__ import annotations
