@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Re-makes the README's pictures of edits and detection from trained runs, with the CLI only.
 #   docs/figures.sh RUNS_DIR DETECTOR_DIR [FASHION_RUNS_DIR]
-# RUNS_DIR holds MNIST runs named beta-vae-s0, cvae-s0, sngan-s0 (bench/families.py writes them);
+# RUNS_DIR holds MNIST runs named beta-vae-s0, cvae-s0, sngan-s0, cgan-s0 (bench/families.py writes them);
 # DETECTOR_DIR is a trained detector (bench/detect_bench.py or `genforge detect train`);
 # FASHION_RUNS_DIR, if given, the same runs on Fashion-MNIST.
 # FIGURES=heatmaps re-makes the detector's heatmaps only (a new detector, the same edit pictures).
@@ -21,6 +21,9 @@ $edit "$runs/beta-vae-s0" --input mnist:test:0-15 --op attribute --to thickness 
   --out "$out/edit-attribute-thickness.png"
 $edit "$runs/cvae-s0" --input mnist:test:0-15 --op swap-class --to 3 --out "$out/edit-swap-class-3.png"
 $edit "$runs/beta-vae-s0" --input mnist:test:0-15 --op inpaint --box 7,7,21,21 --out "$out/edit-inpaint.png"
+$edit "$runs/cgan-s0" --input mnist:test:0-15 --op inpaint --box 0,14,28,28 --out "$out/edit-inpaint-cgan.png"
+$edit "$runs/cgan-s0" --input mnist:test:0-15 --op inpaint --box 0,14,28,28 --samples 4 \
+  --out "$out/edit-inpaint-cgan-mean4.png"
 $edit "$runs/sngan-s0" --input mnist:test:0-15 --op reconstruct --hybrid --out "$out/edit-gan-inversion.png"
 $edit "$runs/sngan-s0" --input mnist:test:0-0 --op directions --method sefa --steps 9 \
   --out "$out/edit-directions-sefa.png"
