@@ -30,6 +30,7 @@ import genforge
 from genforge.edit import (Editor, FitConfig, as_float, centre_mask, random_half_masks, read_images,
                            reconstruction_quality)
 from genforge.edit.classify import class_reads, features
+from genforge.edit.encoder import FILE as ENCODER_FILE
 from genforge.metrics.fid import feature_stats, frechet_distance
 
 from common import command, machine, write_block  # noqa: E402
@@ -87,7 +88,6 @@ def bench(run_dir: Path, n: int, seed: int, steps: int, restarts: int, hybrid: b
     fit = FitConfig(steps=steps, restarts=restarts, seed=seed)
     editor = Editor(model, fit, seed=seed, hybrid=hybrid)
     hybrid = editor.hybrid  # an autoencoder has its own encoder
-    from genforge.edit.encoder import FILE as ENCODER_FILE
     trained_before = (run_dir / ENCODER_FILE).exists()  # then it is loaded, and its training time is unknown here
     encoder_seconds = timed(lambda: editor.encoder)[1] if hybrid else None
     dataset = model.run_config["data"]["dataset"]
@@ -150,7 +150,8 @@ def markdown(r: dict) -> str:
                 lines.append(f"| {label} | {fill} | {m['masked_mse']:.4f} | {m['accuracy']:.1%} |")
         lines.append(f"| {label} | model: seconds per image | {r[key]['seconds_per_image']:.4f} | |")
         if "mean_seconds_per_image" in r[key]:
-            lines.append(f"| {label} | mean of completions: seconds per image | {r[key]['mean_seconds_per_image']:.4f} | |")
+            seconds = r[key]["mean_seconds_per_image"]
+            lines.append(f"| {label} | mean of completions: seconds per image | {seconds:.4f} | |")
     return "\n".join(lines + [MD_END.format(r["model"] + "-" + r["dataset"])])
 
 

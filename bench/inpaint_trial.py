@@ -5,9 +5,9 @@
 
 Each variant is a comma-separated list of FitConfig fields (steps, restarts, candidates, lr, ...)
 plus `average=K`: the fill is the mean of K searches with different seeds (inpaint's `samples`),
-an estimate of the posterior mean, which is what masked MSE rewards. `default=` is today's FitConfig. Every variant fills the same n test images
-under the edit bench's two masks (centre 14x14, random half); the mean-image and
-nearest-neighbour fills are measured once beside them.
+an estimate of the posterior mean, which is what masked MSE rewards; `default=` is today's
+FitConfig. Every variant fills the same n test images under the edit bench's two masks (centre
+14x14, random half); the mean-image and nearest-neighbour fills are measured once beside them.
 """
 
 from __future__ import annotations

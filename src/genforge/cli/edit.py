@@ -126,7 +126,8 @@ def inpaint(editor, images, x, args) -> str:
     mask = read_mask(args.mask, size) if args.mask else box_mask(args.box, size)
     labels = _labels_if_conditional(editor, images)
     out = editor.inpaint(x, mask, labels, args.blend, args.samples)
-    fills = {"model": out, **editor.baselines(x, mask)}
+    name = "model" if args.samples == 1 else f"model (mean of {args.samples})"
+    fills = {name: out, **editor.baselines(x, mask)}
     mse = ", ".join(f"{name} {_masked_mse(fill, x, mask):.4f}" for name, fill in fills.items())
     summary = f"masked MSE: {mse}"
     if images.labels is not None and editor.feature_net is not None:
