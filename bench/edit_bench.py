@@ -76,11 +76,16 @@ def inpainting(editor: Editor, x: torch.Tensor, labels: torch.Tensor, mask: torc
     if samples > 1:
         fills[f"model, mean of {samples}"], seconds = timed(editor.inpaint, x, mask, cond, samples=samples)
         out["mean_seconds_per_image"] = seconds / len(x)
-    mask = mask.expand(len(x), *mask.shape[1:]).expand_as(x)
-    for name, fill in {**fills, **editor.baselines(x, mask[:, :1])}.items():
-        out[name] = {"masked_mse": float(((fill - x).pow(2) * mask).sum() / mask.sum()),
-                     "accuracy": float((editor.reads(fill) == labels).float().mean())}
+    for name, fill in {**fills, **editor.baselines(x, mask)}.items():
+        out[name] = fill_scores(editor, x, labels, mask, fill)
     return out
+
+
+def fill_scores(editor: Editor, x: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor) -> dict:
+    """Masked MSE over all the images' missing pixels, and how often the classifier reads the true label."""
+    mask = mask.expand(len(x), *mask.shape[1:]).expand_as(x)
+    return {"masked_mse": float(((fill - x).pow(2) * mask).sum() / mask.sum()),
+            "accuracy": float((editor.reads(fill) == labels).float().mean())}
 
 
 def bench(run_dir: Path, n: int, seed: int, steps: int, restarts: int, hybrid: bool = False, samples: int = 4) -> dict:

@@ -13,7 +13,6 @@ FitConfig. Every variant fills the same n test images under the edit bench's two
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -22,27 +21,19 @@ import torch
 
 import genforge
 from genforge.edit import Editor, FitConfig, as_float, centre_mask, random_half_masks, read_images
+from genforge.cli.train import parse_overrides
 from genforge.edit.inpaint import inpaint
+
+from edit_bench import fill_scores
 
 
 def parse_variant(text: str) -> tuple[FitConfig, int]:
-    fields, average = {}, 1
-    types = {f.name: f.type for f in dataclasses.fields(FitConfig)}
-    for item in filter(None, text.removeprefix("default=").split(",")):
-        key, value = item.split("=")
-        if key == "average":
-            average = int(value)
-        elif key in types:
-            fields[key] = float(value) if types[key] in (float, "float") else int(value)
-        else:
-            raise SystemExit(f"unknown setting {key!r}; FitConfig has {', '.join(types)}")
-    return FitConfig(**fields), average
-
-
-def scores(editor: Editor, x, labels, mask, filled) -> dict:
-    m = mask.expand(len(x), *mask.shape[1:]).expand_as(x)
-    return {"masked_mse": float(((filled - x).pow(2) * m).sum() / m.sum()),
-            "accuracy": float((editor.reads(filled) == labels).float().mean())}
+    settings = parse_overrides([item for item in text.removeprefix("default=").split(",") if item])
+    average = int(settings.pop("average", 1))
+    try:
+        return FitConfig(**settings), average
+    except TypeError as e:
+        raise SystemExit(f"variant {text!r}: {e}") from None
 
 
 def main() -> None:
@@ -67,14 +58,14 @@ def main() -> None:
     results = {"run": str(args.run_dir), "n": args.n, "device": args.device, "rows": []}
     for name, mask in masks.items():
         for base, filled in editor.baselines(x, mask).items():
-            results["rows"].append({"mask": name, "fill": base, **scores(editor, x, labels, mask, filled)})
+            results["rows"].append({"mask": name, "fill": base, **fill_scores(editor, x, labels, mask, filled)})
         for text in args.variant or ["default="]:
             fit, average = parse_variant(text)
             start = time.perf_counter()
             filled = inpaint(editor.model, x, mask, cond, fit=fit, samples=average)
             seconds = (time.perf_counter() - start) / args.n
             results["rows"].append({"mask": name, "fill": text, "seconds_per_image": seconds,
-                                    **scores(editor, x, labels, mask, filled)})
+                                    **fill_scores(editor, x, labels, mask, filled)})
             print(results["rows"][-1], flush=True)
     print(f"\n{args.run_dir} ({args.n} test images, {args.device})")
     print("| mask | fill | masked MSE | accuracy |\n|---|---|---:|---:|")
