@@ -105,6 +105,7 @@ def bench(run_dir: Path, n: int, seed: int, steps: int, restarts: int, hybrid: b
 
     recon, seconds = timed(editor.reconstruct, x, cond_labels)
     result = {"model": model.name, "dataset": dataset, "n": n, "hybrid": hybrid,
+              "search_prior": editor.search_prior.kind if editor.search_prior is not None else None,
               "inversion": {**reconstruction_quality(x, recon, editor.feature_net), "seconds_per_image": seconds / n}}
     if hybrid:
         result["inversion"]["encoder_training_seconds"] = None if trained_before else encoder_seconds
@@ -133,6 +134,9 @@ def markdown(r: dict) -> str:
              f"- command: `{command()}`"]
     if change_key == "swap_class":
         lines.append(COND_NOTE)
+    if r.get("search_prior"):
+        lines.append(f"- inpainting searches under the run's fitted {r['search_prior']} latent prior (`--search-prior "
+                     "fitted`, the default): its draws screened for starts, its density the search's prior term")
     lines += ["", "| edit | measure | value |", "|---|---|---:|"]
     inversions = [("inversion (hybrid: encoder + search)", inv), ("inversion (search alone)", r["inversion_plain"])] \
         if r.get("hybrid") else [("inversion", inv)]

@@ -5,8 +5,9 @@
 
 Each variant is a comma-separated list of FitConfig fields (steps, restarts, candidates, lr, ...)
 plus `average=K`: the fill is the mean of K searches with different seeds (inpaint's `samples`),
-an estimate of the posterior mean, which is what masked MSE rewards; `default=` is today's
-FitConfig. Every variant fills the same n test images under the edit bench's two masks (centre
+an estimate of the posterior mean, which is what masked MSE rewards, and `prior=fitted|normal`:
+an autoencoder searched under its run's fitted latent prior (the default) or N(0, I);
+`default=` is today's FitConfig. Every variant fills the same n test images under the edit bench's two masks (centre
 14x14, random half); the mean-image and nearest-neighbour fills are measured once beside them.
 """
 
@@ -27,11 +28,14 @@ from genforge.edit.inpaint import inpaint
 from edit_bench import fill_scores
 
 
-def parse_variant(text: str) -> tuple[FitConfig, int]:
+def parse_variant(text: str) -> tuple[FitConfig, int, bool]:
     settings = parse_overrides([item for item in text.removeprefix("default=").split(",") if item])
     average = int(settings.pop("average", 1))
+    prior = str(settings.pop("prior", "fitted"))
+    if prior not in ("fitted", "normal"):
+        raise SystemExit(f"variant {text!r}: prior is fitted or normal")
     try:
-        return FitConfig(**settings), average
+        return FitConfig(**settings), average, prior == "fitted"
     except TypeError as e:
         raise SystemExit(f"variant {text!r}: {e}") from None
 
@@ -60,9 +64,10 @@ def main() -> None:
         for base, filled in editor.baselines(x, mask).items():
             results["rows"].append({"mask": name, "fill": base, **fill_scores(editor, x, labels, mask, filled)})
         for text in args.variant or ["default="]:
-            fit, average = parse_variant(text)
+            fit, average, fitted_prior = parse_variant(text)
             start = time.perf_counter()
-            filled = inpaint(editor.model, x, mask, cond, fit=fit, samples=average)
+            filled = inpaint(editor.model, x, mask, cond, fit=fit, samples=average,
+                             prior=editor.search_prior if fitted_prior else None)
             seconds = (time.perf_counter() - start) / args.n
             results["rows"].append({"mask": name, "fill": text, "seconds_per_image": seconds,
                                     **fill_scores(editor, x, labels, mask, filled)})

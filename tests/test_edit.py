@@ -133,6 +133,19 @@ def test_screened_starts_begin_closer_than_blind_draws(mnist_small):
     assert screened.start_loss.mean() < blind.start_loss.mean()
 
 
+def test_search_under_the_fitted_prior_keeps_codes_where_it_is_dense(editor, digits):
+    prior = editor.search_prior
+    assert prior is not None and prior.kind == "gmm"  # training fitted it
+    x, known = as_float(digits)[:32], 1 - centre_mask(28, 14)
+    model = editor.model
+    under_normal = fit_latents(model, x, known=known, config=QUICK_SEARCH)
+    under_prior = fit_latents(model, x, known=known, config=QUICK_SEARCH, prior=prior)
+    assert prior.log_prob(under_prior.z).mean() > prior.log_prob(under_normal.z).mean()
+    flow = genforge.priors.FlowPrior(prior.dim)
+    with pytest.raises(GenforgeError, match="needs a prior with a density"):
+        fit_latents(model, x, known=known, config=QUICK_SEARCH, prior=flow)
+
+
 def test_inpainting_samples_average_distinct_completions(digits):
     torch.manual_seed(0)
     gan = build_model("dcgan", g_width=8, d_width=8, latent_dim=16).eval()
@@ -180,6 +193,14 @@ def test_cli_runs_each_edit(vae_run, tmp_path, capsys, op):
                  "--search-steps", "20", "--restarts", "1", "--no-progress"]) == 0
     assert out.stat().st_size > 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("choice", ["fitted", "normal"])
+def test_cli_inpaint_names_the_prior_it_searched_under(vae_run, tmp_path, capsys, choice):
+    assert main(["edit", str(vae_run), "--input", "mnist:test:0-7", "--op", "inpaint", "--box", "7,7,21,21",
+                 "--out", str(tmp_path / "x.png"), "--search-steps", "5", "--search-prior", choice,
+                 "--no-progress"]) == 0
+    assert ("model, gmm prior" in capsys.readouterr().out) == (choice == "fitted")
 
 
 @pytest.mark.parametrize("args, message", [

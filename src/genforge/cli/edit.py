@@ -46,6 +46,9 @@ def add_parser(sub) -> None:
     p.add_argument("--restarts", type=positive_int, default=3, help="latent search: random starts per image")
     p.add_argument("--candidates", type=positive_int, help="latent search: random codes scored per image, the "
                    "best --restarts of them start the search (default 64)")
+    p.add_argument("--search-prior", choices=("fitted", "normal"), default="fitted",
+                   help="inpaint, autoencoders: search under the run's fitted latent prior where it has a "
+                   "density (a GMM; default), or under N(0, I)")
     p.add_argument("--hybrid", action="store_true", help="GANs: start latent search from a learned inversion "
                    "encoder (trained on the model's own samples at first use, then kept in the run directory)")
     p.add_argument("--detector", metavar="DET_DIR", help="judge the realism of inputs and results with this "
@@ -66,7 +69,8 @@ def run(args) -> int:
     if args.candidates is not None:
         search.candidates = args.candidates
     editor = Editor(api.load(args.run_dir, args.device), search,
-                    progress=not args.no_progress, seed=args.seed, hybrid=args.hybrid, detector=detector)
+                    progress=not args.no_progress, seed=args.seed, hybrid=args.hybrid, detector=detector,
+                    fitted_prior=args.search_prior == "fitted")
     images = read_images(args.input, editor.image_shape)
     summary = OPERATIONS[args.op](editor, images, as_float(images), args)
     print(summary)
@@ -127,6 +131,8 @@ def inpaint(editor, images, x, args) -> str:
     labels = _labels_if_conditional(editor, images)
     out = editor.inpaint(x, mask, labels, args.blend, args.samples)
     name = "model" if args.samples == 1 else f"model (mean of {args.samples})"
+    if editor.search_prior is not None:
+        name += f", {editor.search_prior.kind} prior"
     fills = {name: out, **editor.baselines(x, mask)}
     mse = ", ".join(f"{name} {_masked_mse(fill, x, mask):.4f}" for name, fill in fills.items())
     summary = f"masked MSE: {mse}"

@@ -7,6 +7,12 @@ the code of the start that ended lowest, because the loss surface of a generator
 poor local minima. With `candidates`, many random codes are first scored on the target
 (one forward pass each, no gradients) and the best of them become the starts: a cheap search
 in the generator's range that hands the optimiser better basins than blind draws.
+
+An autoencoder with a fitted latent prior (a Gaussian mixture over its codes, `priors/`) is
+searched under that prior rather than N(0, I): candidates are drawn from it and its negative
+log density keeps z where the decoder makes real-looking images. The standard normal's holes
+are where a VAE decodes blurs; searching in them fits the known pixels with codes that fill
+the rest with mush (inpainting accuracy on MNIST rose 80% -> 86%, BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..errors import GenforgeError
 from ..metrics.feature_net import FeatureNet
 from ..models import GenerativeModel
+from ..priors import LatentPrior
 
 
 @dataclass
@@ -29,7 +37,7 @@ class FitConfig:
     candidates: int = 64  # random codes scored per image; the best `restarts` start the search (0: no screening)
     lr: float = 0.05
     feature_weight: float = 0.01  # feature MSE is ~100x the pixel MSE on digits; this balances them
-    prior_weight: float = 1e-3  # keeps z where the generator was trained (||z||^2 of a normal draw)
+    prior_weight: float = 1e-3  # keeps z where the generator was trained: times -2 log p(z) / dim, ||z||^2 / dim for N(0, I)
     batch_size: int = 256
     seed: int = 0
 
@@ -44,13 +52,19 @@ class Fit:
 def fit_latents(model: GenerativeModel, target: torch.Tensor, labels: torch.Tensor | None = None,
                 known: torch.Tensor | None = None, init: torch.Tensor | None = None,
                 feature_net: FeatureNet | None = None, config: FitConfig = FitConfig(),
-                progress: bool = False) -> Fit:
+                prior: LatentPrior | None = None, progress: bool = False) -> Fit:
     """Codes z minimising the pixel MSE to `target` (over the `known` pixels, 1 = known) plus,
-    with a feature network, the MSE of its features. `init` (N, latent_dim) replaces the first
-    random start (an encoder's guess). Runs on the model's device; takes and returns CPU tensors."""
+    with a feature network, the MSE of its features. `init` (N, latent_dim) replaces the last
+    start (an encoder's guess). `prior`: a fitted latent prior with a density (`log_prob`) to
+    search under instead of N(0, I). Runs on the model's device; takes and returns CPU tensors."""
     generator = torch.Generator().manual_seed(config.seed)
     if feature_net is not None and next(feature_net.parameters()).device != model.device:
         feature_net = copy.deepcopy(feature_net).to(model.device)  # the caller's stays where it is
+    if prior is not None and not hasattr(prior, "log_prob"):
+        raise GenforgeError(f"latent search needs a prior with a density; a {prior.kind} prior has none")
+    # Codes are drawn from the caller's prior (on the CPU, with the seeded generator); its
+    # density is evaluated on a copy where the model is.
+    density = None if prior is None else copy.deepcopy(prior).to(model.device)
     if known is not None:
         known = known.expand(len(target), *known.shape[1:])
     chunks = range(0, len(target), config.batch_size)
@@ -60,7 +74,7 @@ def fit_latents(model: GenerativeModel, target: torch.Tensor, labels: torch.Tens
     for i in chunks:
         part = slice(i, i + config.batch_size)
         on_model = [None if t is None else t[part].to(model.device) for t in (target, labels, known, init)]
-        fits.append(_fit_batch(model, *on_model, feature_net, config, generator, bar))
+        fits.append(_fit_batch(model, *on_model, feature_net, prior, density, config, generator, bar))
     bar.close()
     return Fit(*(torch.cat(t).cpu() for t in zip(*((f.z, f.loss, f.start_loss) for f in fits))))
 
@@ -85,31 +99,47 @@ def _best(t: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
     return t.reshape(r, n, *t.shape[1:])[best, torch.arange(n)]
 
 
+def _draw(model, prior, k: int, n: int, labels, generator) -> torch.Tensor:
+    """(k, n, latent_dim) codes from the prior (N(0, I) without one), k for each of n images."""
+    if prior is None:
+        return model.latent(k * n, generator).view(k, n, -1)
+    labels = None if labels is None or not prior.num_classes else labels.cpu().repeat(k)
+    return prior.sample(k * n, generator, labels).to(model.device).view(k, n, -1)
+
+
 @torch.no_grad()
-def _starts(model, target, labels, known, r: int, candidates: int, generator) -> torch.Tensor:
-    """(r, n, latent_dim) starting codes: r random draws per image, or the r of `candidates`
-    draws whose images come closest to the target (on the known pixels)."""
+def _starts(model, prior, target, labels, known, r: int, candidates: int, generator) -> torch.Tensor:
+    """(r, n, latent_dim) starting codes: r draws per image, or the r of `candidates` draws
+    whose images come closest to the target (on the known pixels)."""
     n = len(target)
     if candidates <= r:
-        return model.latent(r * n, generator).view(r, n, -1)
-    pool = model.latent(candidates * n, generator).view(candidates, n, -1)
+        return _draw(model, prior, r, n, labels, generator)
+    pool = _draw(model, prior, candidates, n, labels, generator)
     scores = torch.stack([masked_mse(model.generate(codes, labels), target, known) for codes in pool])
     best = scores.topk(r, dim=0, largest=False).indices  # (r, n), the lowest first
     return pool[best, torch.arange(n, device=pool.device)]
 
 
-def _fit_batch(model, target, labels, known, init, feature_net, config, generator, bar) -> Fit:
+def _prior_penalty(z: torch.Tensor, density, labels) -> torch.Tensor:
+    """-2 log p(z) / dim up to a constant: ||z||^2 / dim under N(0, I)."""
+    if density is None:
+        return z.pow(2).mean(1)
+    labels = labels if density.num_classes else None
+    return -2 * density.log_prob(z, labels) / z.shape[1]
+
+
+def _fit_batch(model, target, labels, known, init, feature_net, prior, density, config, generator, bar) -> Fit:
     n, r = len(target), config.restarts
-    z = _starts(model, target, labels, known, r, config.candidates, generator)
+    z = _starts(model, prior, target, labels, known, r, config.candidates, generator)
     if init is not None:
-        z[0] = init
+        z[-1] = init  # in place of the worst screened start
     z = z.view(r * n, -1).requires_grad_(True)
     target, labels, known = _repeat(target, r), _repeat(labels, r), _repeat(known, r)
     target_features = feature_net.features_and_logits(target)[0].detach() if feature_net else None
 
     def losses() -> torch.Tensor:
         image = model.generate(z, labels)
-        loss = masked_mse(image, target, known) + config.prior_weight * z.pow(2).mean(1)
+        loss = masked_mse(image, target, known) + config.prior_weight * _prior_penalty(z, density, labels)
         if feature_net is not None:
             features = feature_net.features_and_logits(image)[0]
             loss = loss + config.feature_weight * F.mse_loss(features, target_features, reduction="none").mean(1)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..metrics.reconstruction import gaussian_window
 from ..models import GenerativeModel
+from ..priors import LatentPrior
 from .fit import FitConfig, fit_latents
 from .invert import encode, generate
 
@@ -42,10 +43,10 @@ def _blur(mask: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def inpaint(model: GenerativeModel, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None,
             blend: float = 0.0, fit: FitConfig | None = None, samples: int = 1,
-            progress: bool = False) -> torch.Tensor:
+            prior: LatentPrior | None = None, progress: bool = False) -> torch.Tensor:
     """Images x (N, C, H, W) with the pixels under `mask` ((N or 1), 1, H, W; 1 = missing) filled by
     the model: its completion, or with `samples` > 1 the mean of that many (search seeds fit.seed,
-    fit.seed + 1, ...)."""
+    fit.seed + 1, ...). `prior`: the autoencoder's fitted latent prior to search under."""
     fit = fit or FitConfig()
     known = 1 - mask
     # The encoder never saw holes; showing it the hole as black (the usual background) is
@@ -55,7 +56,7 @@ def inpaint(model: GenerativeModel, x: torch.Tensor, mask: torch.Tensor, labels:
     for k in range(samples):
         config = dataclasses.replace(fit, seed=fit.seed + k)
         # No feature loss: the features of an image with a hole describe the hole.
-        z = fit_latents(model, x, labels, known=known, init=init, config=config, progress=progress).z
+        z = fit_latents(model, x, labels, known=known, init=init, config=config, prior=prior, progress=progress).z
         fills.append(generate(model, z, labels))
     return composite(x, torch.stack(fills).mean(0), mask.expand(len(x), *mask.shape[1:]), blend)
 

@@ -41,11 +41,14 @@ GROUP_N = 5000  # codes per attribute-vector estimate: class means settle well b
 
 class Editor:
     def __init__(self, model: Model, fit: FitConfig | None = None, progress: bool = False, seed: int = 0,
-                 hybrid: bool = False, detector: Detector | None = None):
+                 hybrid: bool = False, detector: Detector | None = None, fitted_prior: bool = True):
         """`hybrid`: start a GAN's latent search from a learned inversion encoder (trained on the
         first use, then kept in the run directory). `detector`: judge realism with it rather than
-        with the model's discriminator."""
+        with the model's discriminator. `fitted_prior`: inpaint an autoencoder by searching under
+        the run's fitted latent prior where it has a density (a GMM), not N(0, I)."""
         self.model = model.module
+        has_density = model.prior is not None and hasattr(model.prior, "log_prob")
+        self.search_prior = model.prior if fitted_prior and has_density else None
         self.run_dir = model.run_dir
         self.data = model.run_config["data"]
         self.fit = fit or FitConfig(seed=seed)
@@ -166,7 +169,7 @@ class Editor:
     def inpaint(self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None,
                 blend: float = 0.0, samples: int = 1) -> torch.Tensor:
         self._needs_labels(labels)
-        return inpaint_images(self.model, x, mask, labels, blend, self.fit, samples, self.progress)
+        return inpaint_images(self.model, x, mask, labels, blend, self.fit, samples, self.search_prior, self.progress)
 
     def baselines(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """The two plain completions every inpainting is compared with."""
