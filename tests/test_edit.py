@@ -11,6 +11,7 @@ from genforge.edit import (Editor, FitConfig, as_float, box_mask, centre_mask, c
                            inpaint, interpolate, mean_fill, read_images, read_mask, sefa_directions, slant)
 from genforge.errors import DataError, GenforgeError
 from genforge.models import MODELS, build_model
+from genforge.models.gan_networks import ConditionalBatchNorm2d
 
 QUICK_SEARCH = FitConfig(steps=40, restarts=2)
 
@@ -144,6 +145,24 @@ def test_search_under_the_fitted_prior_keeps_codes_where_it_is_dense(editor, dig
     flow = genforge.priors.FlowPrior(prior.dim)
     with pytest.raises(GenforgeError, match="needs a prior with a density"):
         fit_latents(model, x, known=known, config=QUICK_SEARCH, prior=flow)
+
+
+def test_a_conditional_model_without_labels_searches_the_class(mnist_small):
+    torch.manual_seed(0)
+    cgan = build_model("cgan", g_width=8, d_width=8, latent_dim=8).eval()
+    for m in cgan.modules():  # at initialisation the label changes nothing; training makes it matter
+        if isinstance(m, ConditionalBatchNorm2d):
+            torch.nn.init.normal_(m.shift.weight)
+    target_labels = torch.arange(12) % 10
+    with torch.no_grad():  # targets the model can make exactly: its own images of known classes
+        x = cgan.generate(torch.randn(12, 8), target_labels)
+    search = FitConfig(steps=20, restarts=2, candidates=40)
+    found = fit_latents(cgan, x, config=search)
+    assert (found.labels == target_labels).float().mean() > 0.8
+    given_wrong = fit_latents(cgan, x, (target_labels + 5) % 10, config=search)
+    assert found.loss.mean() < given_wrong.loss.mean()
+    filled = inpaint(cgan, x, centre_mask(28, 14), fit=search)
+    assert filled.shape == x.shape
 
 
 def test_inpainting_samples_average_distinct_completions(digits):

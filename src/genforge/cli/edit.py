@@ -128,7 +128,9 @@ def inpaint(editor, images, x, args) -> str:
     if (args.mask is None) == (args.box is None):
         raise GenforgeError("inpaint needs exactly one of --mask PNG or --box x0,y0,x1,y1")
     mask = read_mask(args.mask, size) if args.mask else box_mask(args.box, size)
-    labels = _labels_if_conditional(editor, images)
+    # A conditional model completes under the input's labels where it has them; else it searches
+    # the class too (the classifier's reading of an image with a hole is a poor guess).
+    labels = images.labels if editor.model.is_conditional else None
     out = editor.inpaint(x, mask, labels, args.blend, args.samples)
     name = "model" if args.samples == 1 else f"model (mean of {args.samples})"
     if editor.search_prior is not None:

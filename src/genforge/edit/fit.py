@@ -8,6 +8,10 @@ poor local minima. With `candidates`, many random codes are first scored on the 
 (one forward pass each, no gradients) and the best of them become the starts: a cheap search
 in the generator's range that hands the optimiser better basins than blind draws.
 
+A conditional model given no labels searches the label too: candidates cycle through the
+classes, each start keeps the label it was screened with, and the image keeps the label of
+its best start. So a conditional model can complete an image whose class nobody told it.
+
 An autoencoder with a fitted latent prior (a Gaussian mixture over its codes, `priors/`) is
 searched under that prior rather than N(0, I): candidates are drawn from it and its negative
 log density keeps z where the decoder makes real-looking images. The standard normal's holes
@@ -47,6 +51,7 @@ class Fit:
     z: torch.Tensor  # (N, latent_dim), the best code of each image
     loss: torch.Tensor  # (N,), its final loss
     start_loss: torch.Tensor  # (N,), the loss of that start before optimisation
+    labels: torch.Tensor | None = None  # (N,), the labels searched under (found, if none were given)
 
 
 def fit_latents(model: GenerativeModel, target: torch.Tensor, labels: torch.Tensor | None = None,
@@ -56,7 +61,8 @@ def fit_latents(model: GenerativeModel, target: torch.Tensor, labels: torch.Tens
     """Codes z minimising the pixel MSE to `target` (over the `known` pixels, 1 = known) plus,
     with a feature network, the MSE of its features. `init` (N, latent_dim) replaces the last
     start (an encoder's guess). `prior`: a fitted latent prior with a density (`log_prob`) to
-    search under instead of N(0, I). Runs on the model's device; takes and returns CPU tensors."""
+    search under instead of N(0, I). A conditional model given no `labels` searches them too.
+    Runs on the model's device; takes and returns CPU tensors."""
     generator = torch.Generator().manual_seed(config.seed)
     if feature_net is not None and next(feature_net.parameters()).device != model.device:
         feature_net = copy.deepcopy(feature_net).to(model.device)  # the caller's stays where it is
@@ -76,7 +82,8 @@ def fit_latents(model: GenerativeModel, target: torch.Tensor, labels: torch.Tens
         on_model = [None if t is None else t[part].to(model.device) for t in (target, labels, known, init)]
         fits.append(_fit_batch(model, *on_model, feature_net, prior, density, config, generator, bar))
     bar.close()
-    return Fit(*(torch.cat(t).cpu() for t in zip(*((f.z, f.loss, f.start_loss) for f in fits))))
+    return Fit(*(None if t[0] is None else torch.cat(t).cpu()
+                 for t in zip(*((f.z, f.loss, f.start_loss, f.labels) for f in fits))))
 
 
 def masked_mse(x: torch.Tensor, y: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
@@ -100,24 +107,41 @@ def _best(t: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
 
 
 def _draw(model, prior, k: int, n: int, labels, generator) -> torch.Tensor:
-    """(k, n, latent_dim) codes from the prior (N(0, I) without one), k for each of n images."""
+    """(k, n, latent_dim) codes from the prior (N(0, I) without one), k for each of n images
+    (labels (k, n) for a conditional prior)."""
     if prior is None:
         return model.latent(k * n, generator).view(k, n, -1)
-    labels = None if labels is None or not prior.num_classes else labels.cpu().repeat(k)
+    labels = None if labels is None or not prior.num_classes else labels.flatten().cpu()
     return prior.sample(k * n, generator, labels).to(model.device).view(k, n, -1)
 
 
+def _start_labels(model, labels, k: int, n: int) -> torch.Tensor | None:
+    """(k, n) labels of k starts per image: the given ones, or the classes in turn when searched."""
+    if not model.is_conditional:
+        return None
+    if labels is not None:
+        return labels.expand(k, n)
+    return (torch.arange(k, device=model.device) % model.config.num_classes)[:, None].expand(k, n)
+
+
 @torch.no_grad()
-def _starts(model, prior, target, labels, known, r: int, candidates: int, generator) -> torch.Tensor:
-    """(r, n, latent_dim) starting codes: r draws per image, or the r of `candidates` draws
-    whose images come closest to the target (on the known pixels)."""
+def _starts(model, prior, target, labels, known, r: int, candidates: int, generator):
+    """(r, n, latent_dim) starting codes and their (r, n) labels (None for an unconditional
+    model): r draws per image, or the r of `candidates` draws whose images come closest to the
+    target (on the known pixels)."""
     n = len(target)
+    if model.is_conditional and labels is None:
+        candidates = max(candidates, model.config.num_classes)  # every class gets screened
     if candidates <= r:
-        return _draw(model, prior, r, n, labels, generator)
-    pool = _draw(model, prior, candidates, n, labels, generator)
-    scores = torch.stack([masked_mse(model.generate(codes, labels), target, known) for codes in pool])
+        start_labels = _start_labels(model, labels, r, n)
+        return _draw(model, prior, r, n, start_labels, generator), start_labels
+    pool_labels = _start_labels(model, labels, candidates, n)
+    pool = _draw(model, prior, candidates, n, pool_labels, generator)
+    scores = torch.stack([masked_mse(model.generate(pool[j], None if pool_labels is None else pool_labels[j]),
+                                     target, known) for j in range(candidates)])
     best = scores.topk(r, dim=0, largest=False).indices  # (r, n), the lowest first
-    return pool[best, torch.arange(n, device=pool.device)]
+    columns = torch.arange(n, device=pool.device)
+    return pool[best, columns], None if pool_labels is None else pool_labels[best, columns]
 
 
 def _prior_penalty(z: torch.Tensor, density, labels) -> torch.Tensor:
@@ -130,11 +154,12 @@ def _prior_penalty(z: torch.Tensor, density, labels) -> torch.Tensor:
 
 def _fit_batch(model, target, labels, known, init, feature_net, prior, density, config, generator, bar) -> Fit:
     n, r = len(target), config.restarts
-    z = _starts(model, prior, target, labels, known, r, config.candidates, generator)
+    z, labels = _starts(model, prior, target, labels, known, r, config.candidates, generator)
     if init is not None:
         z[-1] = init  # in place of the worst screened start
-    z = z.view(r * n, -1).requires_grad_(True)
-    target, labels, known = _repeat(target, r), _repeat(labels, r), _repeat(known, r)
+    z = z.reshape(r * n, -1).requires_grad_(True)
+    labels = None if labels is None else labels.reshape(r * n)
+    target, known = _repeat(target, r), _repeat(known, r)
     target_features = feature_net.features_and_logits(target)[0].detach() if feature_net else None
 
     def losses() -> torch.Tensor:
@@ -156,4 +181,5 @@ def _fit_batch(model, target, labels, known, init, feature_net, prior, density, 
     with torch.no_grad():
         final = losses().view(r, n)
     best = final.argmin(0)
-    return Fit(_best(z.detach(), best), _best(final.flatten(), best), _best(start, best))
+    return Fit(_best(z.detach(), best), _best(final.flatten(), best), _best(start, best),
+               None if labels is None else _best(labels, best))

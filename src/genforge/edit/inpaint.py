@@ -46,18 +46,21 @@ def inpaint(model: GenerativeModel, x: torch.Tensor, mask: torch.Tensor, labels:
             prior: LatentPrior | None = None, progress: bool = False) -> torch.Tensor:
     """Images x (N, C, H, W) with the pixels under `mask` ((N or 1), 1, H, W; 1 = missing) filled by
     the model: its completion, or with `samples` > 1 the mean of that many (search seeds fit.seed,
-    fit.seed + 1, ...). `prior`: the autoencoder's fitted latent prior to search under."""
+    fit.seed + 1, ...). `prior`: the autoencoder's fitted latent prior to search under. A
+    conditional model given no labels searches for the class too."""
     fit = fit or FitConfig()
     known = 1 - mask
     # The encoder never saw holes; showing it the hole as black (the usual background) is
-    # closer to its training data than any fill we could invent.
-    init = encode(model, x * known, labels) if model.is_autoencoder else None
+    # closer to its training data than any fill we could invent. A conditional encoder needs
+    # the label; without one the search finds it, from screened starts alone.
+    guess = model.is_autoencoder and (labels is not None or not model.is_conditional)
+    init = encode(model, x * known, labels) if guess else None
     fills = []
     for k in range(samples):
         config = dataclasses.replace(fit, seed=fit.seed + k)
         # No feature loss: the features of an image with a hole describe the hole.
-        z = fit_latents(model, x, labels, known=known, init=init, config=config, prior=prior, progress=progress).z
-        fills.append(generate(model, z, labels))
+        found = fit_latents(model, x, labels, known=known, init=init, config=config, prior=prior, progress=progress)
+        fills.append(generate(model, found.z, found.labels))
     return composite(x, torch.stack(fills).mean(0), mask.expand(len(x), *mask.shape[1:]), blend)
 
 

@@ -168,7 +168,7 @@ class Editor:
 
     def inpaint(self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None,
                 blend: float = 0.0, samples: int = 1) -> torch.Tensor:
-        self._needs_labels(labels)
+        """x with the masked pixels filled; a conditional model without `labels` finds the class."""
         return inpaint_images(self.model, x, mask, labels, blend, self.fit, samples, self.search_prior, self.progress)
 
     def baselines(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
