@@ -19,7 +19,8 @@ class CGANConfig(GANConfig):
     # No first-moment averaging (beta1 0) and a shorter second-moment memory (beta2 0.9), the
     # projection-discriminator paper's Adam: after 5 minutes FID 9.7 -> 7.8 on MNIST and
     # 21.7 -> 16.6 on Fashion-MNIST, recall up on both (bench/sweep.py, BENCHMARKS.md). After 15
-    # minutes the gain is a wash: MNIST FID 6.6 -> 6.2 but recall 0.79 -> 0.76; Fashion-MNIST the reverse.
+    # minutes the gain is a wash (3 seeds): MNIST FID 6.6 -> 6.5 but recall 0.79 -> 0.76;
+    # Fashion-MNIST the reverse, FID 10.3 -> 11.6 and recall 0.63 -> 0.64.
     beta1: float = 0.0
     beta2: float = 0.9
 
