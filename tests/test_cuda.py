@@ -104,6 +104,7 @@ def test_every_edit_runs_with_the_model_on_the_device(gpu_runs):
     gan = Editor(genforge.load(gpu_runs["cgan"], DEVICE), QUICK_SEARCH, hybrid=True)
     outputs["swap-class"] = gan.swap_class(x, labels, 3)
     outputs["gan inpaint"] = gan.inpaint(x, mask, labels)
+    outputs["gan inpaint, label found"] = gan.inpaint(x, mask)
     dirs, scales = gan.directions("sefa", 3)
     outputs["sefa"] = gan.traverse(torch.zeros(dirs.shape[1]), dirs, scales, steps=3,
                                    labels=torch.tensor([3])).flatten(0, 1)
