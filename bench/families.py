@@ -105,7 +105,12 @@ def label(model: genforge.api.Model) -> str:
     """The model's name and each setting of its config that differs from the model's default."""
     config, default = model.module.config, type(model.module.config)()
     changed = [f"{f.name}={getattr(config, f.name)}" for f in dataclasses.fields(config)
-               if f.name not in ("image_shape", "num_classes") and getattr(config, f.name) != getattr(default, f.name)]
+               if f.name not in ("image_shape", "num_classes", "batch_size")
+               and getattr(config, f.name) != getattr(default, f.name)]
+    # The batch a run trained with is the train config's; the model config keeps its default.
+    batch = model.run_config.get("train", {}).get("batch_size")
+    if batch is not None and batch != getattr(default, "batch_size", batch):
+        changed.append(f"batch_size={batch}")
     return " ".join([model.name, *changed])
 
 
