@@ -147,7 +147,7 @@ def test_search_under_the_fitted_prior_keeps_codes_where_it_is_dense(editor, dig
         fit_latents(model, x, known=known, config=QUICK_SEARCH, prior=flow)
 
 
-def test_a_conditional_model_without_labels_searches_the_class(mnist_small):
+def test_a_conditional_model_without_labels_searches_the_class():
     torch.manual_seed(0)
     cgan = build_model("cgan", g_width=8, d_width=8, latent_dim=8).eval()
     for m in cgan.modules():  # at initialisation the label changes nothing; training makes it matter
@@ -220,6 +220,21 @@ def test_cli_inpaint_names_the_prior_it_searched_under(vae_run, tmp_path, capsys
                  "--out", str(tmp_path / "x.png"), "--search-steps", "5", "--search-prior", choice,
                  "--no-progress"]) == 0
     assert ("model, gmm prior" in capsys.readouterr().out) == (choice == "fitted")
+
+
+def test_cli_inpaints_unlabelled_images_with_a_conditional_model(tmp_path, mnist_train, capsys):
+    from PIL import Image
+    run = tmp_path / "cgan"
+    genforge.train("cgan", "mnist", run, steps=20, batch_size=32, g_width=8, d_width=8, progress=False,
+                   report=False, seed=0)
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i, image in enumerate(read_images("mnist:test:0-3", (1, 28, 28)).images):
+        Image.fromarray(image[0].numpy()).save(folder / f"{i}.png")
+    assert main(["edit", str(run), "--input", str(folder), "--op", "inpaint", "--box", "0,14,28,28",
+                 "--out", str(tmp_path / "x.png"), "--search-steps", "5", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "class found by the search" in out and "discriminator P(real)" in out
 
 
 @pytest.mark.parametrize("args, message", [

@@ -135,6 +135,8 @@ def inpaint(editor, images, x, args) -> str:
     name = "model" if args.samples == 1 else f"model (mean of {args.samples})"
     if editor.search_prior is not None:
         name += f", {editor.search_prior.kind} prior"
+    if editor.model.is_conditional and labels is None:
+        name += ", class found by the search"
     fills = {name: out, **editor.baselines(x, mask)}
     mse = ", ".join(f"{name} {_masked_mse(fill, x, mask):.4f}" for name, fill in fills.items())
     summary = f"masked MSE: {mse}"
@@ -183,7 +185,14 @@ def _class_change(editor, x, out, target: int) -> str:
 
 
 def _realism(editor, x, out, labels=None, out_labels=None) -> str:
-    before, after = editor.realism(x, labels), editor.realism(out, labels if out_labels is None else out_labels)
+    out_labels = labels if out_labels is None else out_labels
+    if editor.realism_judge == "discriminator" and editor.model.is_conditional and labels is None:
+        # A conditional critic judges an image with its class; unlabelled inputs get the class
+        # the classifier reads in each image.
+        labels, out_labels = editor.reads(x), editor.reads(out)
+        if labels is None:
+            return "realism: unavailable (the conditional discriminator needs labels and there is no classifier)"
+    before, after = editor.realism(x, labels), editor.realism(out, out_labels)
     if before is None:
         return (f"realism: unavailable ({editor.model.name} has no discriminator; "
                 "give --detector DET_DIR to judge with a detector)")
