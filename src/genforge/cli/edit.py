@@ -185,14 +185,9 @@ def _class_change(editor, x, out, target: int) -> str:
 
 
 def _realism(editor, x, out, labels=None, out_labels=None) -> str:
-    out_labels = labels if out_labels is None else out_labels
-    if editor.realism_judge == "discriminator" and editor.model.is_conditional and labels is None:
-        # A conditional critic judges an image with its class; unlabelled inputs get the class
-        # the classifier reads in each image.
-        labels, out_labels = editor.reads(x), editor.reads(out)
-        if labels is None:
-            return "realism: unavailable (the conditional discriminator needs labels and there is no classifier)"
-    before, after = editor.realism(x, labels), editor.realism(out, out_labels)
+    before, after = editor.realism(x, labels), editor.realism(out, labels if out_labels is None else out_labels)
+    if before is None and editor.realism_judge == "discriminator":
+        return "realism: unavailable (the conditional discriminator needs labels and there is no classifier)"
     if before is None:
         return (f"realism: unavailable ({editor.model.name} has no discriminator; "
                 "give --detector DET_DIR to judge with a detector)")

@@ -103,9 +103,15 @@ class Editor:
         return "discriminator" if self.model.has_discriminator else None
 
     def realism(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor | None:
-        """P(real) of each image by the detector if the editor has one, else by the discriminator."""
+        """P(real) of each image by the detector if the editor has one, else by the discriminator.
+        A conditional discriminator judges unlabelled images under the classes the classifier
+        reads in them (None without a classifier)."""
         if self.detector is not None:
             return detector_realism(self.detector, x)
+        if self.model.is_conditional and labels is None:
+            labels = self.reads(x)
+            if labels is None:
+                return None
         return realism(self.model, x, labels)
 
     @cached_property
