@@ -54,10 +54,10 @@ def outside_edits(specs: list[str], shape: tuple[int, int, int]) -> list[FakeSet
     return sets
 
 
-def held_out_fakes(runs: list[Path], test: ImageSet, n: int, edits: list[str]) -> FakeSet:
+def held_out_fakes(runs: list[Path], test: ImageSet, n: int, edits: list[str], truth: str = "changed") -> FakeSet:
     """n samples and n pastes of each run, made from test images n..2n-1 (the real side uses 0..n-1)
-    with seeds no training used, and the outside edits."""
-    return concat([model_fakes(r, test.subset(torch.arange(n, 2 * n)), n, seed=10_000 + i)
+    with seeds no training used, and the outside edits; pastes masked as `truth` defines."""
+    return concat([model_fakes(r, test.subset(torch.arange(n, 2 * n)), n, seed=10_000 + i, truth=truth)
                    for i, r in enumerate(runs)] + outside_edits(edits, test.shape))
 
 
@@ -94,9 +94,9 @@ def run_bench(args) -> dict:
     test = load_dataset(name, "test", image_size=size, channels=channels)
     n = args.n_test
     real_test = test.images[:n].float() / 255
-    test_fakes = held_out_fakes(runs, test, n, args.edits)
     config = DetectTrainConfig(steps=args.steps, minutes=args.minutes, fakes_per_source=args.fakes_per_source,
                                seed=args.seed)
+    test_fakes = held_out_fakes(runs, test, n, args.edits, config.edit_truth)
 
     def train(group: list[Path], tag: str):
         t = time.time()
@@ -105,7 +105,8 @@ def run_bench(args) -> dict:
         return detector
 
     detector = train(runs, "all")
-    result = {"detection": under_perturbations(detector_scorer(detector), real_test, test_fakes)}
+    result = {"edit_truth": config.edit_truth,
+              "detection": under_perturbations(detector_scorer(detector), real_test, test_fakes)}
     pasted = [i for i, s in enumerate(test_fakes.names) if s.endswith(":paste") or (test_fakes.of(s).masks < 1).any()]
     chosen = torch.isin(test_fakes.source, torch.tensor(pasted))
     result["localisation"] = {
@@ -142,7 +143,10 @@ def markdown(result: dict, args) -> str:
              f"- command: `{command()}`",
              f"- each detector trains for {budget} on {args.real} against {args.fakes_per_source} samples and "
              f"{args.fakes_per_source} pastes per family; tested on {args.n_test} real test images and "
-             f"{args.n_test} unseen fakes per source", "",
+             f"{args.n_test} unseen fakes per source",
+             "- a paste's edit mask (trained on and scored against) marks "
+             + {"region": "the region pasted", "changed": "the pixels the paste changed by more than one grey "
+                "level (as for the inpaintings)"}[result["edit_truth"]], "",
              "### AUC / AP per source (detector trained on all families) and the baselines", "",
              "| source | detector AUC | detector AP | spectral + LR AUC | GAN discriminator AUC | "
              + " | ".join(f"{p} AUC" for p in perturbations) + " |",

@@ -22,6 +22,7 @@ import genforge
 from genforge.cli.train import parse_overrides
 from genforge.data import load_dataset, load_slice
 from genforge.detect import DetectTrainConfig, train_detector
+from genforge.detect.fakes import EDIT_TRUTHS
 from genforge.detect.evaluate import detector_scorer, localisation, per_source, under_perturbations
 
 from detect_bench import held_out_fakes
@@ -48,10 +49,10 @@ def main() -> None:
     test = load_dataset(args.real.split(":")[0], "test", image_size=shape[1], channels=shape[0])
     n = args.n_test
     real_test = test.images[:n].float() / 255
-    fakes = held_out_fakes(runs, test, n, args.edits)
     overrides = parse_overrides(args.set)
     config = DetectTrainConfig(**{"minutes": args.minutes, "width": args.width, "edit_weight": args.edit_weight,
                                   **overrides})
+    fakes = held_out_fakes(runs, test, n, args.edits, config.edit_truth)
     detector, card = train_detector(load_slice(args.real, shape[1], shape[0]), runs, None, config, progress=False)
     result = {"steps": card["training"]["steps"],
               "auc": {k: round(v["auc"], 4) for k, v in per_source(detector_scorer(detector), real_test, fakes).items()}}
@@ -61,8 +62,10 @@ def main() -> None:
         result[f"pixel_auc {fakes.names[i]}"] = round(
             localisation(detector.predict(fakes.images[chosen])[1], fakes.masks[chosen])["pixel_auc"], 4)
     pastes = torch.isin(fakes.source, torch.tensor([i for i in partial if fakes.names[i].endswith(":paste")]))
-    result["pixel_auc all pastes"] = round(
-        localisation(detector.predict(fakes.images[pastes])[1], fakes.masks[pastes])["pixel_auc"], 4)
+    maps = detector.predict(fakes.images[pastes])[1]
+    for truth in EDIT_TRUTHS:  # the same pastes, judged against either definition of their masks
+        masks = (fakes if truth == config.edit_truth else held_out_fakes(runs, test, n, args.edits, truth)).masks
+        result[f"pixel_auc all pastes, {truth}"] = round(localisation(maps, masks[pastes])["pixel_auc"], 4)
     if args.perturb:
         for name, aucs in under_perturbations(detector_scorer(detector), real_test, fakes).items():
             values = {source: m["auc"] for source, m in aucs.items()}

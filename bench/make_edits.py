@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 import genforge
+from genforge.detect.fakes import changed_pixels
 from genforge.edit import Editor, as_float, centre_mask, random_half_masks, read_images
 
 
@@ -27,8 +28,7 @@ def inpainted(editor: Editor, x: torch.Tensor, labels: torch.Tensor, generator: 
     boxes = torch.rand(len(x), generator=generator) < 0.5  # half the images get the centre box instead
     masks[boxes] = centre_mask(size, size // 2)
     filled = editor.inpaint(x, masks, labels if editor.model.is_conditional else None, blend=1.0)
-    changed = (filled - x).abs().amax(dim=1) > 1 / 255  # blending reaches just past the mask
-    return filled, changed
+    return filled, changed_pixels(filled, x)[:, 0] > 0  # blending reaches just past the mask
 
 
 def attribute_edited(editor: Editor, x: torch.Tensor, labels: torch.Tensor, generator: torch.Generator):

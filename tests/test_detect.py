@@ -15,7 +15,7 @@ from genforge.data import load_dataset
 from genforge.detect import Detector, DetectorConfig, DetectTrainConfig, load_detector, train_detector
 from genforge.detect.augment import PERTURBATIONS, augment, jpeg
 from genforge.detect.evaluate import localisation, separation
-from genforge.detect.fakes import model_fakes, random_masks
+from genforge.detect.fakes import changed_pixels, model_fakes, random_masks
 from genforge.detect.spectral import SpectralBaseline, discriminator_score
 from genforge.detect.train import edit_map_weights
 
@@ -84,7 +84,7 @@ def test_detector_survives_the_benchmark_perturbations(detector_dir, held_out):
         assert auc > 0.85, (name, auc)
 
 
-def test_edit_map_is_high_inside_pasted_regions_only(detector_dir, held_out):
+def test_edit_map_is_high_where_a_paste_changed_the_image_only(detector_dir, held_out):
     detector, _ = load_detector(detector_dir)
     pastes = held_out[1]["dcgan"].of("dcgan:paste")
     maps = detector.predict(pastes.images)[1]
@@ -94,6 +94,23 @@ def test_edit_map_is_high_inside_pasted_regions_only(detector_dir, held_out):
     assert localisation(maps, pastes.masks)["pixel_auc"] > 0.85
     real_maps = detector.predict(held_out[0])[1]
     assert real_maps.mean() < 0.2
+
+
+def test_changed_truth_marks_only_the_pixels_a_paste_altered(runs):
+    test = load_dataset("mnist", "test").subset(torch.arange(600, 700))
+    region = model_fakes(runs[0], test, 100, seed=9, truth="region").of("vae:paste")
+    changed = model_fakes(runs[0], test, 100, seed=9).of("vae:paste")  # the default
+    assert torch.equal(region.images, changed.images)  # one paste, two definitions of its mask
+    # Changes lie in the region or the reach of its feathered seam (a blur of sigma 1: 3 pixels).
+    reach = torch.nn.functional.max_pool2d(region.masks, 7, stride=1, padding=3)
+    assert changed.masks.sum() > 0.5 * region.masks.sum() and (changed.masks <= reach).all()
+    assert not torch.equal(changed.masks, region.masks)
+    original = torch.zeros(1, 1, 4, 4)
+    edited = original.clone()
+    edited[0, 0, 0, 0], edited[0, 0, 1, 1] = 1 / 255, 3 / 255  # one grey level is noise; three are an edit
+    assert changed_pixels(edited, original).nonzero().tolist() == [[0, 0, 1, 1]]
+    with pytest.raises(genforge.GenforgeError, match="edit truth"):
+        model_fakes(runs[0], test, 4, truth="everything")
 
 
 def test_spectral_baseline_and_discriminator_are_above_chance(runs, mnist_small, held_out):

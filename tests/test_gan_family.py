@@ -10,7 +10,7 @@ from genforge.metrics.feature_net import load_feature_net
 from genforge.models import build_model
 from genforge.models.diffaugment import diff_augment, parse_policy
 from genforge.models.ema import ema_copy, update_ema
-from genforge.models.gan_networks import ConditionalBatchNorm2d
+from genforge.models.gan_networks import ConditionalBatchNorm2d, group_spread
 from genforge.models.gan_losses import discriminator_loss, gradient_penalty, r1_penalty
 from genforge.train.batches import batches
 
@@ -223,6 +223,22 @@ def test_ema_generator_samples_and_can_be_switched_off():
     assert plain.first_layer_weight().shape[1] == SMALL["latent_dim"]
 
 
+def test_minibatch_spread_tells_a_collapsed_batch_from_a_varied_one():
+    torch.manual_seed(0)
+    varied, collapsed = torch.randn(8, 5), torch.randn(1, 5).repeat(8, 1)
+    assert group_spread(varied, 4).min() > 0.3 and group_spread(collapsed, 4).max() < 1e-3
+    # Groups are images i, i + N/G, ...: a batch with two distinct halves gives spread 0 per group.
+    halves = torch.cat([torch.zeros(4, 5), torch.ones(4, 5)])
+    alternating = (torch.arange(8) % 2).float().unsqueeze(1).repeat(1, 5)
+    assert group_spread(halves, 2).min() > 0.4 and group_spread(alternating, 2).max() < 1e-3
+    assert group_spread(torch.randn(7, 5), 4).shape == (7, 1)  # a group size that does not divide N shrinks
+    model = build_model("cgan", minibatch_std=4, **SMALL)
+    x = torch.rand(8, 1, 28, 28, requires_grad=True)
+    model.discriminate(x, torch.arange(8) % 10).sum().backward()
+    assert x.grad.abs().sum() > 0
+    assert model.train_step(torch.rand(8, 1, 28, 28), torch.arange(8) % 10, model.configure_optimizers())["loss_d"] > 0
+
+
 @pytest.mark.parametrize("config, message", [
     ({"loss": "lsgan"}, "loss must be one of"),
     ({"loss": "ns", "label_smoothing": 0.5}, "label_smoothing must be in"),
@@ -230,6 +246,7 @@ def test_ema_generator_samples_and_can_be_switched_off():
     ({"ema_decay": 1.0}, "ema_decay"),
     ({"n_critic": 0}, "n_critic must be positive"),
     ({"gp_weight": -1}, "gp_weight"),
+    ({"minibatch_std": -2}, "minibatch_std"),
     ({"diffaug": "color,rotate"}, "unknown diffaug 'rotate'"),
 ])
 def test_invalid_gan_config_is_a_clear_error(config, message):

@@ -11,10 +11,11 @@ import re
 import sys
 from pathlib import Path
 
+from ..detect.fakes import EDIT_TRUTHS
 from ..errors import GenforgeError
 
 JUDGE_ONLY = ("json", "heatmap", "threshold")
-TRAIN_ONLY = ("real", "fake", "out", "steps", "minutes", "edit_weight")
+TRAIN_ONLY = ("real", "fake", "out", "steps", "minutes", "edit_weight", "edit_truth")
 
 
 def add_parser(sub) -> None:
@@ -46,6 +47,8 @@ def add_parser(sub) -> None:
                        help="samples and pastes made from each run directory (default 2000 of each)")
     train.add_argument("--edit-weight", type=positive_float,
                        help="weight of the pixels of partly edited images in the edit-map loss (default 10)")
+    train.add_argument("--edit-truth", choices=EDIT_TRUTHS, help="what the edit map learns to mark in a "
+                       "paste: the pixels it changed (default) or the whole region pasted")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -73,7 +76,8 @@ def train_command(args) -> int:
     real = load_slice(args.real, size, channels)
     config = DetectTrainConfig(steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
                                width=args.width, fakes_per_source=args.fakes_per_source, seed=args.seed,
-                               edit_weight=args.edit_weight or DetectTrainConfig.edit_weight)
+                               edit_weight=args.edit_weight or DetectTrainConfig.edit_weight,
+                               edit_truth=args.edit_truth or DetectTrainConfig.edit_truth)
     _, card = train_detector(real, args.fake, args.out, config, real_spec=args.real, progress=not args.no_progress)
     print(report(card))
     print(f"wrote {args.out}")

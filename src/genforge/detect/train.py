@@ -3,10 +3,10 @@
 Every batch is half real, half fake (samples and pastes of every model, mixed), and goes
 through the same random augmentation. Two losses: binary cross-entropy of the image logit
 (real 0, fake 1), and per-pixel binary cross-entropy of the edit map (all zeros for a real
-image, all ones for a sample, the pasted region for a paste). The pixels of partly edited
-images weigh `edit_weight` times more: they are a small share of all pixels, yet they are the
-only ones that teach the map where an edit ends (BENCHMARKS.md: pixel AUC on pastes 0.81 at 1x,
-0.87 at 10x). A tenth of the images is held out and judged at the end; the card records the
+image, all ones for a sample, the pixels a paste changed for a paste). The pixels of partly
+edited images weigh `edit_weight` times more: they are a small share of all pixels, yet they are
+the only ones that teach the map where an edit ends (BENCHMARKS.md: pixel AUC on pastes 0.81 at
+1x, 0.87 at 10x). A tenth of the images is held out and judged at the end; the card records the
 sources, threshold and those numbers.
 """
 
@@ -39,6 +39,7 @@ class DetectTrainConfig:
     fakes_per_source: int = 2000  # of each kind (sample, paste) per run directory
     mask_weight: float = 1.0
     edit_weight: float = 10.0  # pixel-loss weight of partly edited images (pastes) against whole ones
+    edit_truth: str = "changed"  # a paste's mask: the pixels it changed, or the region pasted (fakes.py)
     augment_p: float = 0.25
     threshold: float = 0.5  # the verdict's cut; training is class-balanced, so 0.5 is even odds
     seed: int = 0
@@ -82,7 +83,7 @@ def train_detector(real: ImageSet, run_dirs: list[str | Path], out: str | Path |
     if not run_dirs:
         raise GenforgeError("give at least one run directory to make fakes from")
     generator = torch.Generator().manual_seed(config.seed)
-    fakes = make_fakes(run_dirs, real, config.fakes_per_source, config.seed)
+    fakes = make_fakes(run_dirs, real, config.fakes_per_source, config.seed, config.edit_truth)
     real_images = real.images.float() / 255
     real_train, real_val = _split(len(real_images), generator)
     fake_train, fake_val = _split(len(fakes), generator)

@@ -34,4 +34,5 @@ class CGAN(GAN):
         return Generator(config.latent_dim, config.g_width, config.image_shape, config.num_classes)
 
     def make_discriminator(self, config):
-        return Discriminator(config.d_width, config.image_shape, spectral=True, num_classes=config.num_classes)
+        return Discriminator(config.d_width, config.image_shape, spectral=True, num_classes=config.num_classes,
+                             minibatch_std=config.minibatch_std)

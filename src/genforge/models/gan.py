@@ -35,6 +35,7 @@ class GANConfig(ModelConfig):
     label_smoothing: float = 0.0  # one-sided, "ns" only; 0 is off
     ema_decay: float = 0.999  # sample from an average of the generator's weights; 0 is off
     diffaug: str = ""  # comma list of color, translation, cutout
+    minibatch_std: int = 0  # group size of the discriminator's minibatch-spread feature; 0 is off
     num_classes: int = 10  # used by conditional families
     batch_size: int = 64
 
@@ -55,7 +56,7 @@ class GANConfig(ModelConfig):
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("gp_weight", "r1_gamma"):
+        for name in ("gp_weight", "r1_gamma", "minibatch_std"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0 is off), got {getattr(self, name)}")
         parse_policy(self.diffaug)

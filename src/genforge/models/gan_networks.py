@@ -61,12 +61,16 @@ class Discriminator(nn.Module):
     Never batch norm: the gradient penalty and spectral normalisation both assume each
     image's logit depends on that image alone. `layer_norm` normalises each image's maps
     (GroupNorm with one group); with `num_classes`, the logit gains the projection term
-    <embed(y), features> (Miyato & Koyama 2018).
+    <embed(y), features> (Miyato & Koyama 2018). `minibatch_std` G > 0 appends, to each image's
+    features, their spread over a group of G images of the batch (Karras et al. 2018): a
+    generator whose samples all look alike is then told apart by the group, not the image. The
+    price is that a logit then depends on the image's batch-mates too.
     """
 
     def __init__(self, width: int, image_shape: tuple[int, int, int], *, layer_norm: bool = False,
-                 spectral: bool = False, num_classes: int = 0):
+                 spectral: bool = False, num_classes: int = 0, minibatch_std: int = 0):
         super().__init__()
+        self.minibatch_std = minibatch_std
         c, size, _ = image_shape
         start, n = upsampling_plan(size)
         chans = [c] + channel_ladder(width, n)[::-1]
@@ -78,13 +82,26 @@ class Discriminator(nn.Module):
                 layers.append(nn.GroupNorm(1, b))
             layers.append(nn.LeakyReLU(0.2))
         self.features = nn.Sequential(*layers, nn.Flatten())
-        n_features = chans[-1] * start * start
+        n_features = chans[-1] * start * start + (1 if minibatch_std else 0)
         self.logit = wrap(nn.Linear(n_features, 1))
         self.class_embedding = wrap(nn.Embedding(num_classes, n_features)) if num_classes else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.features(x)
+        if self.minibatch_std:
+            h = torch.cat([h, group_spread(h, self.minibatch_std)], 1)
         logit = self.logit(h).squeeze(1)
         if self.class_embedding is not None:
             logit = logit + (self.class_embedding(labels) * h).sum(1)
         return logit
+
+
+def group_spread(h: torch.Tensor, group: int) -> torch.Tensor:
+    """(N, 1): for each image, the standard deviation of the features (N, F) over its group of
+    images i, i + N/G, i + 2N/G, ..., averaged over features. G shrinks until it divides N."""
+    n = len(h)
+    group = min(group, n)
+    while n % group:
+        group -= 1
+    spread = h.view(group, n // group, -1).var(dim=0, unbiased=False).add(1e-8).sqrt().mean(dim=1)
+    return spread.repeat(group).unsqueeze(1)

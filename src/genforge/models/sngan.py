@@ -29,4 +29,4 @@ class SNGAN(GAN):
         return Generator(config.latent_dim, config.g_width, config.image_shape)
 
     def make_discriminator(self, config):
-        return Discriminator(config.d_width, config.image_shape, spectral=True)
+        return Discriminator(config.d_width, config.image_shape, spectral=True, minibatch_std=config.minibatch_std)

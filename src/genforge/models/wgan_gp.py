@@ -35,4 +35,4 @@ class WGANGP(GAN):
     def make_discriminator(self, config):
         # No batch norm: the penalty is on each image's own gradient. Layer norm is the
         # paper's drop-in replacement.
-        return Discriminator(config.d_width, config.image_shape, layer_norm=True)
+        return Discriminator(config.d_width, config.image_shape, layer_norm=True, minibatch_std=config.minibatch_std)
