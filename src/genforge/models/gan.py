@@ -35,7 +35,9 @@ class GANConfig(ModelConfig):
     label_smoothing: float = 0.0  # one-sided, "ns" only; 0 is off
     ema_decay: float = 0.999  # sample from an average of the generator's weights; 0 is off
     diffaug: str = ""  # comma list of color, translation, cutout
-    minibatch_std: int = 0  # group size of the discriminator's minibatch-spread feature; 0 is off
+    # Group size of the discriminator's minibatch-spread feature; 0 is off. Tried for
+    # Fashion-MNIST recall: no gain, FID 15.4 -> 17.7 after 5 minutes (BENCHMARKS.md).
+    minibatch_std: int = 0
     num_classes: int = 10  # used by conditional families
     batch_size: int = 64
 
