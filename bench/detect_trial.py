@@ -6,8 +6,10 @@ held-out groups).
                                  [--edit-weight 10] [--minutes 4] [--threads 1] [--perturb] [--set FIELD=VALUE ...]
 
 Prints the AUC of every source and the pixel AUC of the edit maps on each partly edited source
-and on all pastes together, measured like detect_bench.py (unseen test images and seeds); with
---perturb also the mean and lowest AUC over the sources after each perturbation.
+and on all pastes together (against either definition of a paste's mask, fakes.py), measured
+like detect_bench.py (unseen test images and seeds); with --perturb also the mean and lowest
+AUC over the sources after each perturbation. `--set steps=N --minutes 1000` gives trials that
+run side by side the same number of steps.
 """
 
 from __future__ import annotations
