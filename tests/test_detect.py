@@ -189,12 +189,14 @@ def test_cli_judges_a_data_slice_at_a_stated_threshold(detector_dir, capsys):
 def test_cli_trains_a_detector(runs, tmp_path, capsys):
     out = tmp_path / "det"
     assert main(["detect", "train", "--real", "mnist:train:0-511", "--fake", str(runs[0]), "--out", str(out),
-                 "--steps", "3", "--width", "4", "--fakes-per-source", "32", "--edit-weight", "5", "--no-progress"]) == 0
+                 "--steps", "3", "--width", "4", "--fakes-per-source", "32", "--edit-weight", "5",
+                 "--edit-truth", "region", "--no-progress"]) == 0
     assert "vae:paste" in capsys.readouterr().out
     assert {p.name for p in out.iterdir()} == {"detector.safetensors", "detector.json", "report.md"}
     training = json.loads((out / "detector.json").read_text())["training"]
     assert training["real"] == "mnist:train:0-511"
     assert training["options"]["edit_weight"] == 5 and training["options"]["width"] == 4
+    assert training["options"]["edit_truth"] == "region"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -204,6 +206,7 @@ def test_cli_trains_a_detector(runs, tmp_path, capsys):
     (["detect", "{det}", "{tmp}/missing.png"], "no such file or folder"),
     (["detect", "{det}", "mnist:test:0-9", "--steps", "3"], "--steps belongs to `genforge detect train`"),
     (["detect", "{det}", "mnist:test:0-9", "--edit-weight", "3"], "--edit-weight belongs to `genforge detect train`"),
+    (["detect", "{det}", "mnist:test:0-9", "--edit-truth", "region"], "--edit-truth belongs to"),
     (["detect", "train", "--real", "mnist", "--out", "{tmp}/d"], "genforge detect train --real DATA"),
 ])
 def test_cli_errors_are_one_line(args, message, detector_dir, tmp_path, capsys):
