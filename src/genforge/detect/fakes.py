@@ -83,7 +83,7 @@ def paste(real: torch.Tensor, donor: torch.Tensor, masks: torch.Tensor, generato
     return quantise(alpha * donor + (1 - alpha) * real)
 
 
-EDIT_TRUTHS = ("changed", "region")  # the first is the default
+EDIT_TRUTHS = ("changed", "region")
 
 
 def changed_pixels(edited: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
