@@ -9,9 +9,9 @@ and real images with a region pasted from its output ("NAME:paste", with known m
 Measured on images no detector saw in training (real test-split images; fakes from other
 test images and other seeds): AUC / AP per source for the CNN detector trained on all
 families, the spectral + logistic-regression baseline and each GAN's own discriminator;
-the same under the four perturbations; pixel AUC / F1 of the edit maps on pastes; the
-generalisation matrix (a detector per group of families, tested on every source); and
-milliseconds per image. --edits adds outside edits (e.g. `genforge edit` inpaintings) as
+the same under the four perturbations; AUC on pastes by the number of pixels they changed;
+pixel AUC / F1 of the edit maps on pastes; the generalisation matrix (a detector per group of
+families, tested on every source); and milliseconds per image. --edits adds outside edits (e.g. `genforge edit` inpaintings) as
 test-only sources: an .npz with `images` (N, H, W[, C]) uint8 and, for localisation,
 `masks` (N, H, W) with 1 where the image was changed.
 """
@@ -30,7 +30,7 @@ import torch
 import genforge
 from genforge.data import ImageSet, load_dataset, load_slice, parse_slice
 from genforge.detect import DetectTrainConfig, train_detector
-from genforge.detect.evaluate import detector_scorer, localisation, per_source, under_perturbations
+from genforge.detect.evaluate import detector_scorer, localisation, per_source, separation, under_perturbations
 from genforge.detect.fakes import FakeSet, concat, make_fakes, model_fakes
 from genforge.detect.spectral import SpectralBaseline, discriminator_score
 from genforge.imageio import load_images
@@ -59,6 +59,28 @@ def held_out_fakes(runs: list[Path], test: ImageSet, n: int, edits: list[str], t
     with seeds no training used, and the outside edits; pastes masked as `truth` defines."""
     return concat([model_fakes(r, test.subset(torch.arange(n, 2 * n)), n, seed=10_000 + i, truth=truth)
                    for i, r in enumerate(runs)] + outside_edits(edits, test.shape))
+
+
+EDIT_SIZES = ((1, 20), (20, 60), (60, None))  # pixels a paste changed
+
+
+def by_edit_size(score, real: torch.Tensor, fakes: FakeSet) -> dict[str, dict[str, dict]]:
+    """{paste source or "all pastes": {size bin: {n, auc, ap}}}: how detection depends on how many pixels
+    an edit changed (the masks must mark the changed pixels)."""
+    real_scores, fake_scores = score(real), score(fakes.images)
+    changed = fakes.masks.sum(dim=(1, 2, 3))
+    pastes = [i for i, name in enumerate(fakes.names) if name.endswith(":paste")]
+    groups = {fakes.names[i]: fakes.source == i for i in pastes}
+    groups["all pastes"] = torch.isin(fakes.source, torch.tensor(pastes))
+    result = {}
+    for name, members in groups.items():
+        result[name] = {}
+        for low, high in EDIT_SIZES:
+            chosen = members & (changed >= low) & (changed < (high or changed.max() + 1))
+            label = f"{low}-{high - 1} px" if high else f"{low}+ px"
+            result[name][label] = ({"n": int(chosen.sum()), **separation(real_scores, fake_scores[chosen])}
+                                   if chosen.sum() >= 10 else {"n": int(chosen.sum())})
+    return result
 
 
 def groups_of(runs: list[Path], spec: str | None) -> dict[str, list[Path]]:
@@ -114,6 +136,8 @@ def run_bench(args) -> dict:
                                           test_fakes.masks[test_fakes.source == i]) for i in pasted}
     result["localisation"]["all pastes"] = localisation(detector.predict(test_fakes.images[chosen])[1],
                                                         test_fakes.masks[chosen])
+    if config.edit_truth == "changed":
+        result["by_edit_size"] = by_edit_size(detector_scorer(detector), real_test, test_fakes)
     train_fakes = make_fakes(runs, real_train, min(args.fakes_per_source, 1000), args.seed)
     spectral = SpectralBaseline().fit(real_train.images[:len(train_fakes)].float() / 255, train_fakes.images)
     result["spectral"] = per_source(spectral.score, real_test, test_fakes)
@@ -163,6 +187,13 @@ def markdown(result: dict, args) -> str:
     for group, row in gen.items():
         label = group if group == "all" else f"{group} ({', '.join(row['families'])})"
         lines.append(f"| {label} | " + " | ".join(f"{row[s]['auc']:.4f}" for s in sources) + " |")
+    if result.get("by_edit_size"):
+        bins = list(next(iter(result["by_edit_size"].values())))
+        lines += ["", "### Pastes by edit size: AUC (number of test pastes) by pixels changed", "",
+                  "| source | " + " | ".join(bins) + " |", "|---|" + "---:|" * len(bins)]
+        for s, row in result["by_edit_size"].items():
+            lines.append(f"| {s} | " + " | ".join(f"{row[b]['auc']:.4f} ({row[b]['n']})" if "auc" in row[b]
+                                                  else f"- ({row[b]['n']})" for b in bins) + " |")
     lines += ["", "### Localisation (edit maps on pasted regions)", "", "| source | pixel AUC | pixel F1 |",
               "|---|---:|---:|"]
     lines += [f"| {s} | {m['pixel_auc']:.4f} | {m['pixel_f1']:.4f} |" for s, m in result["localisation"].items()]

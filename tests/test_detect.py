@@ -105,6 +105,7 @@ def test_changed_truth_marks_only_the_pixels_a_paste_altered(runs):
     reach = torch.nn.functional.max_pool2d(region.masks, 7, stride=1, padding=3)
     assert changed.masks.sum() > 0.5 * region.masks.sum() and (changed.masks <= reach).all()
     assert not torch.equal(changed.masks, region.masks)
+    assert (changed.masks.flatten(1).amax(1) == 1).all()  # a paste that changed nothing is no edit: left out
     original = torch.zeros(1, 1, 4, 4)
     edited = original.clone()
     edited[0, 0, 0, 0], edited[0, 0, 1, 1] = 1 / 255, 3 / 255  # one grey level is noise; three are an edit

@@ -101,8 +101,9 @@ def _donor(model: Model, real: torch.Tensor, labels: torch.Tensor | None, seed: 
 
 
 def model_fakes(run_dir: str | Path, real: ImageSet, n: int, seed: int = 0, truth: str = "changed") -> FakeSet:
-    """n samples of the run's model ("NAME:sample") and n pastes into real images ("NAME:paste"),
-    whose masks mark the pasted region or the pixels it changed (`truth`, one of EDIT_TRUTHS)."""
+    """n samples of the run's model ("NAME:sample") and up to n pastes into real images ("NAME:paste"),
+    whose masks mark the pasted region or the pixels it changed (`truth`, one of EDIT_TRUTHS); a
+    paste that changed no pixel by more than one grey level is left out."""
     if truth not in EDIT_TRUTHS:
         raise GenforgeError(f"the edit truth is one of {', '.join(EDIT_TRUTHS)}, not {truth!r}")
     model = load(run_dir)
@@ -119,10 +120,13 @@ def model_fakes(run_dir: str | Path, real: ImageSet, n: int, seed: int = 0, trut
         raise GenforgeError(f"{run_dir} is a conditional autoencoder; its pastes need labelled real images")
     masks = random_masks(n, real.shape[-1], generator)
     edited = paste(originals, _donor(model, originals, labels, seed + 1), masks, generator)
-    if truth == "changed":
-        masks = changed_pixels(edited, originals)
-    return FakeSet(torch.cat([samples, edited]), torch.cat([torch.ones_like(masks), masks]),
-                   torch.arange(2).repeat_interleave(n), [f"{name}:sample", f"{name}:paste"])
+    changed = changed_pixels(edited, originals)
+    # A box over blank background can come back exactly as it was: that image is the real one, no edit.
+    kept = changed.flatten(1).any(1)
+    edited, masks = edited[kept], (changed if truth == "changed" else masks)[kept]
+    return FakeSet(torch.cat([samples, edited]), torch.cat([torch.ones_like(samples[:, :1]), masks]),
+                   torch.cat([torch.zeros(n, dtype=torch.long), torch.ones(len(edited), dtype=torch.long)]),
+                   [f"{name}:sample", f"{name}:paste"])
 
 
 def make_fakes(run_dirs: list[str | Path], real: ImageSet, n: int, seed: int = 0, truth: str = "changed") -> FakeSet:
