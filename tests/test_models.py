@@ -10,7 +10,7 @@ from genforge.train.batches import batches
 SMALL = {"vae": {"width": 16}, "dcgan": {"g_width": 16, "d_width": 16}, "ref-vae": {"hidden": 64}, "ref-dcgan": {},
          "beta-vae": {"width": 16}, "cvae": {"width": 16},
          "wgan-gp": {"g_width": 16, "d_width": 16}, "sngan": {"g_width": 16, "d_width": 16},
-         "cgan": {"g_width": 16, "d_width": 16}}
+         "cgan": {"g_width": 16, "d_width": 16}, "cvae-gan": {"width": 16, "d_width": 16, "adversarial_start": 0}}
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -144,3 +144,27 @@ def test_a_gan_has_no_latent_prior(tmp_path, capsys):
                  "--out", str(tmp_path / "gan"), "--no-progress"]) == 2
     assert "no encoder" in capsys.readouterr().err
     assert not (tmp_path / "gan" / "config.json").exists()  # refused before any training
+
+
+def test_cvae_gan_learns_and_its_discriminator_joins_on_time(mnist_small, tmp_path):
+    torch.manual_seed(0)
+    model = build_model("cvae-gan", width=16, latent_dim=8, adversarial_start=60)
+    losses, optimizers = train_steps(model, mnist_small, 120)
+    assert "loss_d" not in losses[59] and "loss_d" in losses[60]
+    first, last = (sum(float(s["recon"]) for s in part) / 10 for part in (losses[:10], losses[-10:]))
+    assert last < 0.5 * first, (first, last)
+    scales = torch.stack([s["adversarial_scale"] for s in losses[60:]])
+    assert torch.isfinite(scales).all() and (scales > 0).all()
+    # The discriminator learns to tell the reconstructions from the real images.
+    assert float(losses[-1]["d_real"]) > float(losses[-1]["d_fake"])
+    x, y = mnist_small.images[:8].float() / 255, mnist_small.labels[:8]
+    assert model.discriminate(x, y).shape == (8,)
+    with pytest.raises(ValueError, match="labels"):
+        model.discriminate(x)
+
+    save_checkpoint(tmp_path / "ckpt.safetensors", model, optimizers, {"step": 120})
+    resumed = build_model("cvae-gan", width=16, latent_dim=8, adversarial_start=60)
+    load_checkpoint(tmp_path / "ckpt.safetensors", resumed, resumed.configure_optimizers())
+    assert int(resumed.step) == 120
+    with pytest.raises(GenforgeError, match="must not be negative"):
+        build_model("cvae-gan", adversarial_weight=-1.0)

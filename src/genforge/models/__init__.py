@@ -9,6 +9,7 @@ from .base import GenerativeModel, ModelConfig
 from .beta_vae import BetaVAE
 from .cgan import CGAN
 from .cvae import CVAE
+from .cvae_gan import CVAEGAN
 from .dcgan import DCGAN
 from .reference import RefDCGAN, RefVAE
 from .sngan import SNGAN
@@ -16,7 +17,7 @@ from .vae import VAE
 from .wgan_gp import WGANGP
 
 MODELS: dict[str, type[GenerativeModel]] = {
-    m.name: m for m in (VAE, DCGAN, RefVAE, RefDCGAN, BetaVAE, CVAE, WGANGP, SNGAN, CGAN)}
+    m.name: m for m in (VAE, DCGAN, RefVAE, RefDCGAN, BetaVAE, CVAE, WGANGP, SNGAN, CGAN, CVAEGAN)}
 
 
 def model_class(name: str) -> type[GenerativeModel]:

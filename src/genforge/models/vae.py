@@ -78,7 +78,10 @@ class VAE(GenerativeModel):
 
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor, labels=None) -> torch.Tensor:
         """log p(x | z) of each image, in nats (the decoder's likelihood)."""
-        logits = self.decode_logits(z, labels)
+        return self.likelihood_of_logits(x, self.decode_logits(z, labels))
+
+    def likelihood_of_logits(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """log p(x | z) of each image, given the decoder's logits for z."""
         if self.config.likelihood == "bernoulli":
             return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
         s = self.config.gaussian_std
