@@ -11,7 +11,9 @@ are, so sampling, editing and inpainting work as for `cvae`.
 The adversarial gradient is scaled at the decoder's last layer to `adversarial_weight` times
 the size of the pixel loss's gradient there, so one weight suits either likelihood and any data
 set; the discriminator joins after `adversarial_start` steps of plain VAE training, once the
-reconstructions look like the data.
+reconstructions look like the data. On Fashion-MNIST (15 minutes, GMM prior; BENCHMARKS.md) it
+cuts the cvae's FID from 32.5 to 19.3 (3 seeds) and lifts recall a little (0.38 -> 0.44) at half
+the images per second; weights 0.25 / 1 / 2 gave FID 20.8 / 21.5 / 64.7, so 0.5 is the default.
 """
 
 from __future__ import annotations
