@@ -11,9 +11,9 @@ test images and other seeds): AUC / AP per source for the CNN detector trained o
 families, the spectral + logistic-regression baseline and each GAN's own discriminator;
 the same under the four perturbations; AUC on pastes by the number of pixels they changed;
 pixel AUC / F1 of the edit maps on pastes; the generalisation matrix (a detector per group of
-families, tested on every source); and milliseconds per image. --edits adds outside edits (e.g. `genforge edit` inpaintings) as
-test-only sources: an .npz with `images` (N, H, W[, C]) uint8 and, for localisation,
-`masks` (N, H, W) with 1 where the image was changed.
+families, tested on every source); and milliseconds per image. --edits adds outside edits (e.g.
+`genforge edit` inpaintings) as test-only sources: an .npz with `images` (N, H, W[, C]) uint8
+and, for localisation, `masks` (N, H, W) with 1 where the image was changed.
 """
 
 from __future__ import annotations

@@ -102,4 +102,5 @@ class CVAEGAN(CVAE):
         last = self.decoder[-1].weight
         (g_recon,) = torch.autograd.grad(recon, last, retain_graph=True)
         (g_adversarial,) = torch.autograd.grad(adversarial, last, retain_graph=True)
-        return (self.config.adversarial_weight * g_recon.norm() / (g_adversarial.norm() + 1e-6)).clamp(max=1e4).detach()
+        ratio = g_recon.norm() / (g_adversarial.norm() + 1e-6)
+        return (self.config.adversarial_weight * ratio).clamp(max=1e4).detach()
