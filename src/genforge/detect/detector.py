@@ -69,8 +69,8 @@ class Detector(nn.Module):
         self.up_half = _conv(4 * w + 2 * w, w)
         self.up_full = _conv(w + w, w)
         self.to_mask = nn.Conv2d(w, 1, 1)
-        # Convolutions on channels-last tensors take oneDNN's faster CPU path: 1.3x the training steps
-        # per second of the default layout on 2 cores (42 vs 55 ms per batch of 64), same numbers.
+        # Convolutions on channels-last tensors take oneDNN's faster CPU path: 1.26x the training steps
+        # of the default layout in the detection benchmark's 10 minutes on 2 cores (BENCHMARKS.md).
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
