@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import genforge
 from genforge.cli import main
 from genforge.errors import GenforgeError
-from genforge.metrics.evaluate import evaluate_images, real_embedding
+from genforge.metrics.evaluate import decoded_codes, evaluate_images, real_embedding
 from genforge.metrics.extractors import ClassifierExtractor, get_extractor
 from genforge.metrics.feature_net import load_feature_net, shipped_feature_nets
 from genforge.metrics.fid import FID
@@ -110,8 +110,10 @@ def test_eval_command_on_a_run_and_on_images(vae_run, tmp_path, mnist_test, caps
     assert "fid" in table and "real floor" in table
     r = json.loads(out.read_text())
     for key in ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classifier_score",
-                "classes_covered", "class_kl", "recon_mse", "recon_psnr", "recon_ssim", "nll"):
+                "classes_covered", "class_kl", "recon_mse", "recon_psnr", "recon_ssim", "nll", "decoded_fid",
+                "decoded_recall"):
         assert key in r, key
+    assert 0 <= r["decoded_recall"] <= 1 and "perfect latent prior" in table
     assert r["n_fake"] == 600 and r["n_real"] == 10000 and r["floor"]["fid"] < r["fid"]
     assert 0 < r["recon_ssim"] < 1 and 60 < r["nll"] < 400
 
@@ -132,3 +134,25 @@ def test_more_importance_samples_tighten_the_likelihood(vae_run, mnist_test):
     ll = {k: float(importance_log_likelihood(module, x, k, torch.Generator().manual_seed(0)).mean())
           for k in (1, 50)}
     assert ll[50] > ll[1]  # the importance-weighted bound rises with k toward log p(x)
+
+
+class _PixelAutoencoder:
+    """The code is the image itself; `blur` makes the decoder smooth, as a VAE's is."""
+
+    def __init__(self, blur: int = 1):
+        self.module, self.blur = type("M", (), {"is_conditional": False})(), blur
+
+    def encode(self, x, labels=None):
+        return x
+
+    def decode(self, z, labels=None):
+        return F.avg_pool2d(z, self.blur, 1, self.blur // 2) if self.blur > 1 else z
+
+
+def test_decoded_codes_measure_the_decoder():
+    # A lossless decoder scores near the real floor; a smoothing one loses recall and FID, the
+    # share of an autoencoder's misses no latent prior can win back.
+    sharp = decoded_codes(_PixelAutoencoder(), "mnist", n=2000)
+    smooth = decoded_codes(_PixelAutoencoder(blur=3), "mnist", n=2000)
+    assert sharp["decoded_fid"] < 10 and sharp["decoded_recall"] > 0.75
+    assert smooth["decoded_fid"] > 4 * sharp["decoded_fid"] and smooth["decoded_recall"] < sharp["decoded_recall"] - 0.1

@@ -10,7 +10,8 @@ from ..errors import GenforgeError
 from .sample import PRIOR_CHOICES
 
 ORDER = ["fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "inception_score", "classifier_score",
-         "classes_covered", "class_kl", "conditional_accuracy", "recon_mse", "recon_psnr", "recon_ssim", "nll"]
+         "classes_covered", "class_kl", "conditional_accuracy", "recon_mse", "recon_psnr", "recon_ssim", "nll",
+         "decoded_fid", "decoded_precision", "decoded_recall", "decoded_coverage"]
 
 
 def add_parser(sub) -> None:
@@ -82,6 +83,9 @@ def table(result: dict) -> str:
     if "nll" in result:
         lines.append(f"(nll: nats, k={result['nll_k']} on {result['nll_images']} test images, "
                      f"binarised by {result['nll_binarisation']})")
+    if "decoded_fid" in result:
+        lines.append("(decoded_*: training images encoded and decoded, the samples a perfect latent prior would "
+                     "give; below the sampled values: the prior's share, above the floor: the decoder's)")
     return "\n".join(lines)
 
 
