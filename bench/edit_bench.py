@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import sys
 import time
 from pathlib import Path
 
@@ -43,6 +44,11 @@ def timed(fn, *args, **kwargs):
     start = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - start
+
+
+def progress(stage: str, seconds: float) -> None:
+    """One line per finished stage on stderr: a slow model's run shows where its time goes."""
+    print(f"  {stage}: {seconds:.1f} s", file=sys.stderr, flush=True)
 
 
 def class_change(editor: Editor, x: torch.Tensor, labels: torch.Tensor, test, swap: bool,
@@ -73,14 +79,18 @@ def class_change(editor: Editor, x: torch.Tensor, labels: torch.Tensor, test, sw
 def inpainting(editor: Editor, x: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, samples: int) -> dict:
     cond = labels if editor.model.is_conditional else None
     filled, seconds = timed(editor.inpaint, x, mask, cond)
+    progress("inpainting", seconds)
     fills, out = {"model": filled}, {"seconds_per_image": seconds / len(x)}
     if samples > 1:
         fills[f"model, mean of {samples}"], seconds = timed(editor.inpaint, x, mask, cond, samples=samples)
+        progress(f"inpainting, mean of {samples}", seconds)
         out["mean_seconds_per_image"] = seconds / len(x)
     if cond is not None:  # the fair match for the baselines, which see no label: the search finds it
-        fills["model, label found"] = editor.inpaint(x, mask)
+        fills["model, label found"], seconds = timed(editor.inpaint, x, mask)
+        progress("inpainting, label found", seconds)
         if samples > 1:
-            fills[f"model, label found, mean of {samples}"] = editor.inpaint(x, mask, samples=samples)
+            fills[f"model, label found, mean of {samples}"], seconds = timed(editor.inpaint, x, mask, samples=samples)
+            progress(f"inpainting, label found, mean of {samples}", seconds)
     for name, fill in {**fills, **editor.baselines(x, mask)}.items():
         out[name] = fill_scores(editor, x, labels, mask, fill)
     return out
@@ -109,6 +119,7 @@ def bench(run_dir: Path, n: int, seed: int, steps: int, restarts: int, hybrid: b
     cond_labels = labels if conditional else None
 
     recon, seconds = timed(editor.reconstruct, x, cond_labels)
+    progress("inversion", seconds)
     result = {"model": model.name, "dataset": dataset, "n": n, "hybrid": hybrid,
               "search_prior": editor.search_prior.kind if editor.search_prior is not None else None,
               "inversion": {**reconstruction_quality(x, recon, editor.feature_net), "seconds_per_image": seconds / n}}
@@ -119,6 +130,7 @@ def bench(run_dir: Path, n: int, seed: int, steps: int, restarts: int, hybrid: b
                                      "seconds_per_image": seconds / n}
     result["swap_class" if conditional else "attribute"] = class_change(editor, x, labels, test, conditional,
                                                                          generator)
+    progress("class change", result["swap_class" if conditional else "attribute"]["seconds_per_image"] * n)
     size = editor.image_shape[1]
     result["inpaint_centre"] = inpainting(editor, x, labels, centre_mask(size, size // 2), samples)
     result["inpaint_half"] = inpainting(editor, x, labels, random_half_masks(n, size, generator), samples)
