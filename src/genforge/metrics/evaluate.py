@@ -148,11 +148,8 @@ def evaluate_model(model, n: int = 10_000, seed: int = 0, data_dir=None, nll_ima
     if model.module.is_autoencoder:
         test_split = real_split(dataset, "test", data_dir=data_dir)
         test = test_split.images.float().div(255)
-        labels = test_split.labels if model.module.is_conditional else None
         rec = ReconstructionError()
-        for i in range(0, len(test), 1000):
-            x, y = test[i:i + 1000], None if labels is None else labels[i:i + 1000]
-            rec.update(x, model.decode(model.encode(x, y), y).cpu())
+        rec.update(test, reconstruct(model, test_split))
         out.update({f"recon_{k}": v for k, v in rec.compute().items()})
         out.update(decoded_codes(model, dataset, n, data_dir, features))
         # A conditional model's likelihood is p(x | label): not comparable with p(x), so not reported.
@@ -175,11 +172,17 @@ def decoded_codes(model, dataset: str, n: int = 10_000, data_dir=None, features:
     missing from an autoencoder's samples: the gap from the sampled metrics to these is the
     prior's, the gap from these to the real floor the decoder's (Fashion-MNIST cvae-gan: recall
     0.43 sampled, 0.45 decoded; BENCHMARKS.md)."""
-    train = real_split(dataset, "train", n, data_dir)
-    labels = train.labels if model.module.is_conditional else None
-    decoded = []
-    for i in range(0, len(train), 1000):
-        x, y = train.images[i:i + 1000].float().div(255), None if labels is None else labels[i:i + 1000]
-        decoded.append(model.decode(model.encode(x, y), y).cpu())
-    result = evaluate_images(torch.cat(decoded), dataset, data_dir=data_dir, features=features)
+    decoded = reconstruct(model, real_split(dataset, "train", n, data_dir))
+    result = evaluate_images(decoded, dataset, data_dir=data_dir, features=features)
     return {f"decoded_{k}": result[k] for k in DECODED}
+
+
+def reconstruct(model, data, batch_size: int = 1000) -> torch.Tensor:
+    """An autoencoder's reconstructions (posterior means decoded) of an ImageSet, in [0, 1] on the CPU;
+    a conditional model is given the images' labels."""
+    labels = data.labels if model.module.is_conditional else None
+    out = []
+    for i in range(0, len(data), batch_size):
+        x, y = data.images[i:i + batch_size].float().div(255), None if labels is None else labels[i:i + batch_size]
+        out.append(model.decode(model.encode(x, y), y).cpu())
+    return torch.cat(out)
