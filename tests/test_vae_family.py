@@ -100,6 +100,20 @@ def test_priors_learn_a_many_moded_distribution(kind, options):
     assert (cluster_fit(three)[1][3]) > 0.95
 
 
+def test_gmm_density_is_scikit_learns_for_each_class():
+    from sklearn.mixture import GaussianMixture
+
+    z, which = blobs(3000, seed=0)
+    prior = fit_prior("gmm", z, which % 2, components=3)
+    query, query_class = blobs(200, seed=1)
+    query_class = query_class % 2
+    got = prior.log_prob(query, query_class)
+    for c in (0, 1):
+        reference = GaussianMixture(3, covariance_type="full", random_state=0).fit(z[which % 2 == c].double().numpy())
+        want = torch.from_numpy(reference.score_samples(query[query_class == c].double().numpy())).float()
+        assert torch.allclose(got[query_class == c], want, rtol=1e-4, atol=1e-3), (got[query_class == c] - want).abs().max()
+
+
 @pytest.mark.parametrize("kind, options", [("gmm", {"components": 3}), ("flow", {"train_steps": 20})])
 def test_prior_round_trips_through_its_files_and_samples_by_seed(kind, options, tmp_path):
     prior = fit_prior(kind, blobs(500, seed=0)[0], **options)

@@ -7,6 +7,8 @@ prior saves as safetensors. A conditional prior is one mixture per class.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
@@ -52,8 +54,17 @@ class GaussianMixturePrior(LatentPrior):
 
     def log_prob(self, z, labels=None):
         self.check_input(z, labels)
-        group = labels if labels is not None else torch.zeros(len(z), dtype=torch.long)
-        mixture = torch.distributions.MixtureSameFamily(
-            torch.distributions.Categorical(self.weights[group]),
-            torch.distributions.MultivariateNormal(self.means[group], scale_tril=self.scale_tril[group]))
-        return mixture.log_prob(z)
+        group = labels if labels is not None else torch.zeros(len(z), dtype=torch.long, device=z.device)
+        out = z.new_empty(len(z))
+        # By hand rather than torch.distributions: MixtureSameFamily wants a (N, K, D, D) factor per
+        # code, a copy of the class's factors for every code searched (500 MB per step for 768
+        # 128-dim codes, 0.8 s a step with its gradient); here each class's K factors serve all
+        # its codes at once.
+        for g in group.unique().tolist():
+            rows = group == g
+            diff = (z[rows, None, :] - self.means[g]).permute(1, 2, 0)  # (K, D, n)
+            white = torch.linalg.solve_triangular(self.scale_tril[g], diff, upper=False)
+            log_det = self.scale_tril[g].diagonal(dim1=-2, dim2=-1).log().sum(-1)  # (K,)
+            log_normal = -0.5 * white.pow(2).sum(1) - log_det[:, None] - 0.5 * self.dim * math.log(2 * math.pi)
+            out[rows] = torch.logsumexp(self.weights[g].log()[:, None] + log_normal, dim=0)
+        return out
