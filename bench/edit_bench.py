@@ -52,8 +52,9 @@ def progress(stage: str, seconds: float) -> None:
 
 
 def class_change(editor: Editor, x: torch.Tensor, labels: torch.Tensor, test, swap: bool,
-                 generator: torch.Generator) -> dict:
-    """Each image to a random other class, by attribute vector or (swap) by class swap."""
+                 generator: torch.Generator, move_code: bool = True) -> dict:
+    """Each image to a random other class, by attribute vector or (swap) by class swap
+    (`move_code`: a conditional autoencoder's code moves with the label, as `genforge edit` does)."""
     net = editor.classifier()
     num_classes = net.config.num_classes
     targets = (labels + torch.randint(1, num_classes, labels.shape, generator=generator)) % num_classes
@@ -62,7 +63,7 @@ def class_change(editor: Editor, x: torch.Tensor, labels: torch.Tensor, test, sw
     for k in range(num_classes):
         idx = (targets == k).nonzero().flatten()
         if len(idx):
-            edited[idx] = (editor.swap_class(x[idx], labels[idx], k) if swap
+            edited[idx] = (editor.swap_class(x[idx], labels[idx], k, move_code) if swap
                            else editor.attribute(x[idx], k, labels[idx], strength=1.5))
     seconds = time.perf_counter() - start
     # a random real test image of each target class: the reference for FID and style

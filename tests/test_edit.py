@@ -9,6 +9,7 @@ import genforge
 from genforge.cli import main
 from genforge.edit import (Editor, FitConfig, as_float, box_mask, centre_mask, composite, fit_latents,
                            inpaint, interpolate, mean_fill, read_images, read_mask, sefa_directions, slant)
+from genforge.edit.swap_class import swap_class
 from genforge.errors import DataError, GenforgeError
 from genforge.models import MODELS, build_model
 from genforge.models.gan_networks import ConditionalBatchNorm2d
@@ -201,6 +202,19 @@ def test_swap_class_with_a_conditional_vae_changes_the_class(tmp_path, mnist_tra
     swapped = editor.swap_class(x[not_threes], digits.labels[not_threes], 3)
     # a tiny model after 1000 steps: 67% here, from 0% before the swap
     assert (editor.reads(swapped) == 3).float().mean() > 0.5
+
+
+@pytest.mark.slow
+def test_swap_class_moves_a_code_that_holds_the_class(tmp_path, mnist_train, digits):
+    # Almost no KL weight: the code keeps the class, and the decoder follows the code, not the label.
+    run = genforge.train("cvae", "mnist", tmp_path / "loose", steps=1000, batch_size=64, width=16, latent_dim=16,
+                         beta=0.01, progress=False, report=False, prior="none")
+    editor = Editor(run)
+    x, not_threes = as_float(digits), digits.labels != 3
+    label_only = swap_class(editor.model, x[not_threes], digits.labels[not_threes], 3)
+    moved = editor.swap_class(x[not_threes], digits.labels[not_threes], 3)
+    read_three = [float((editor.reads(images) == 3).float().mean()) for images in (label_only, moved)]
+    assert read_three[0] < 0.2 and read_three[1] > 0.6, read_three  # 2% and 79% here
 
 
 @pytest.mark.parametrize("op", [["reconstruct"], ["interpolate", "--format", "gif"], ["attribute", "--to", "8"],

@@ -1,5 +1,7 @@
 """The VAE family (beta-VAE, conditional VAE) and the ex-post latent priors fitted to their codes."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -82,7 +84,8 @@ def cluster_fit(samples: torch.Tensor) -> tuple[float, torch.Tensor]:
     return float(distance.mean()), torch.bincount(nearest, minlength=6) / len(samples)
 
 
-@pytest.mark.parametrize("kind, options", [("gmm", {}), ("flow", {"train_steps": 1000})])
+@pytest.mark.parametrize("kind, options", [("gmm", {}), ("gmm", {"covariance": "diag"}),
+                                           ("flow", {"train_steps": 1000})])
 def test_priors_learn_a_many_moded_distribution(kind, options):
     z, which = blobs(3000, seed=0)
     prior = fit_prior(kind, z, **options)
@@ -100,16 +103,17 @@ def test_priors_learn_a_many_moded_distribution(kind, options):
     assert (cluster_fit(three)[1][3]) > 0.95
 
 
-def test_gmm_density_is_scikit_learns_for_each_class():
+@pytest.mark.parametrize("covariance", ["full", "diag"])
+def test_gmm_density_is_scikit_learns_for_each_class(covariance):
     from sklearn.mixture import GaussianMixture
 
     z, which = blobs(3000, seed=0)
-    prior = fit_prior("gmm", z, which % 2, components=3)
+    prior = fit_prior("gmm", z, which % 2, components=3, covariance=covariance)
     query, query_class = blobs(200, seed=1)
     query_class = query_class % 2
     got = prior.log_prob(query, query_class)
     for c in (0, 1):
-        reference = GaussianMixture(3, covariance_type="full", random_state=0).fit(z[which % 2 == c].double().numpy())
+        reference = GaussianMixture(3, covariance_type=covariance, random_state=0).fit(z[which % 2 == c].double().numpy())
         want = torch.from_numpy(reference.score_samples(query[query_class == c].double().numpy())).float()
         assert torch.allclose(got[query_class == c], want, rtol=1e-4, atol=1e-3), (got[query_class == c] - want).abs().max()
 
@@ -142,6 +146,22 @@ def test_train_fits_a_prior_that_sampling_uses(run_with_gmm, tmp_path):
     for prior in ("none", "gmm"):
         assert main(["sample", str(run_with_gmm), "--n", "4", "--prior", prior, "--out", str(tmp_path / prior)]) == 0
         assert len(list((tmp_path / prior).iterdir())) == 4
+
+
+def test_genforge_prior_takes_the_priors_options(run_with_gmm, tmp_path, capsys):
+    run = shutil.copytree(run_with_gmm, tmp_path / "run")
+    assert main(["prior", str(run), "--set", "components=3", "--set", "covariance=diag"]) == 0
+    model = genforge.load(run)
+    assert model.prior.describe()["options"] == {"components": 3, "covariance": "diag", "seed": 0}
+    assert model.prior.means.shape[1] == 3 and model.sample(4, seed=0).shape == (4, 1, 28, 28)
+    capsys.readouterr()
+    for bad, says in ((["--set", "componets=3"], "no option 'componets'"),
+                      (["--set", "covariance=tied"], "covariance must be one of full, diag"),
+                      (["--set", "components=0"], "positive whole number")):
+        assert main(["prior", str(run), *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0], err
+    assert genforge.load(run).prior.describe()["options"]["components"] == 3  # the refused fits replaced nothing
 
 
 def test_a_prior_not_fitted_is_one_clear_line(run_with_gmm, tmp_path, capsys):

@@ -124,30 +124,47 @@ def load(run_dir: str | Path, device: str = "cpu") -> Model:
     return Model(module, run.read_config(), run.path, prior)
 
 
-def fit_prior(run_dir: str | Path, kind: str = "gmm", data_dir: str | None = None) -> Model:
+def fit_prior(run_dir: str | Path, kind: str = "gmm", data_dir: str | None = None, **options) -> Model:
     """Fits a latent prior of `kind` to the posterior means of a trained autoencoder's training
-    set, saves it in the run directory (replacing any earlier one) and returns the model with it."""
+    set, saves it in the run directory (replacing any earlier one) and returns the model with it.
+    `options`: the prior's own, e.g. components=30 for a gmm."""
     model = load(run_dir)
-    d = model.run_config["data"]
-    data = load_dataset(d["dataset"], "train", data_dir=data_dir or d.get("data_dir"),
-                        image_size=d["image_size"], channels=d["channels"])
-    _fit_and_save_prior(model, data, kind)
+    _fit_and_save_prior(model, training_set(model, data_dir), kind, **options)
     return load(run_dir)
 
 
-def _fit_and_save_prior(model: Model, data: ImageSet, kind: str, batch_size: int = 1000) -> None:
-    _check_prior_choice(model.module, kind)
+def training_set(model: Model, data_dir: str | None = None) -> ImageSet:
+    """The training split a run was trained on, as it was read then."""
+    d = model.run_config["data"]
+    return load_dataset(d["dataset"], "train", data_dir=data_dir or d.get("data_dir"),
+                        image_size=d["image_size"], channels=d["channels"])
+
+
+def training_codes(model: Model, data: ImageSet, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """An autoencoder's codes (posterior means, N x latent_dim) of `data`, and the labels a
+    conditional model encoded them with (None for an unconditional one): what a prior is fitted to."""
+    _check_has_codes(model.module)
     labels = data.labels if model.module.is_conditional else None
     codes = torch.cat([model.encode(data.images[i:i + batch_size].float().div(255),
                                     None if labels is None else labels[i:i + batch_size]).cpu()
                        for i in range(0, len(data), batch_size)])
+    return codes, labels
+
+
+def _fit_and_save_prior(model: Model, data: ImageSet, kind: str, **options) -> None:
+    _check_prior_choice(model.module, kind)
+    codes, labels = training_codes(model, data)
     num_classes = model.module.config.num_classes if labels is not None else None
-    save_prior(fit_latent_prior(kind, codes, labels, num_classes), RunDir(model.run_dir).prior)
+    save_prior(fit_latent_prior(kind, codes, labels, num_classes, **options), RunDir(model.run_dir).prior)
 
 
 def _check_prior_choice(module: GenerativeModel, kind: str) -> None:
     if kind not in PRIORS:
         raise GenforgeError(f"unknown prior {kind!r}; choose one of: {', '.join(PRIORS)}")
+    _check_has_codes(module)
+
+
+def _check_has_codes(module: GenerativeModel) -> None:
     if not module.is_autoencoder:
         raise GenforgeError(f"model {module.name!r} has no encoder, so no codes to fit a latent prior to; "
                             "priors are for autoencoders such as 'vae'")

@@ -27,6 +27,8 @@ def add_parser(sub) -> None:
                    "(default: the input's labels, or what the classifier reads)")
     p.add_argument("--to", dest="target", help="attribute: a class number, or thickness / slant; "
                    "swap-class: a class number")
+    p.add_argument("--label-only", action="store_true", help="swap-class with a conditional autoencoder: change "
+                   "the label alone, not also the code (by the difference of the two classes' mean codes)")
     p.add_argument("--strength", type=float, default=1.5, help="attribute: multiple of the vector (default 1.5; "
                    "negative reverses a property)")
     p.add_argument("--steps", type=positive_int, default=8, help="interpolate/directions: images per path")
@@ -116,7 +118,7 @@ def swap_class(editor, images, x, args) -> str:
     if not isinstance(target, int):
         raise GenforgeError(f"swap-class --to takes a class number, not {target!r}")
     source = torch.full((len(x),), args.source) if args.source is not None else editor.source_labels(images)
-    out = editor.swap_class(x, source, target)
+    out = editor.swap_class(x, source, target, move_code=not args.label_only)
     labels = torch.full((len(x),), target)
     return (f"{_class_change(editor, x, out, target)}; wrote {_write_results(args.out, x, out)}; "
             f"{_realism(editor, x, out, source, labels)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import api
 from ..priors import PRIORS
 from ..train import RunDir
+from .train import parse_overrides
 
 
 def add_parser(sub) -> None:
@@ -15,11 +16,14 @@ def add_parser(sub) -> None:
     p.add_argument("run_dir")
     p.add_argument("--kind", choices=list(PRIORS), default="gmm",
                    help="gmm: a Gaussian mixture (default); flow: a small rectified-flow network")
+    p.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                   help="an option of the prior, e.g. --set components=30 --set covariance=diag for a gmm, "
+                   "--set train_steps=4000 for a flow (repeatable)")
     p.add_argument("--data-dir", help="look here first for data files")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    model = api.fit_prior(args.run_dir, args.kind, data_dir=args.data_dir)
+    model = api.fit_prior(args.run_dir, args.kind, data_dir=args.data_dir, **parse_overrides(args.set))
     print(f"fitted a {model.prior_kind} prior to the codes of {model.name}; wrote {RunDir(model.run_dir).prior}")
     return 0

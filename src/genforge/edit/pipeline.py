@@ -168,9 +168,15 @@ class Editor:
         means = class_means(codes, labels, num_classes)
         return generate(self.model, toward_class(z, source, target, means, strength))
 
-    def swap_class(self, x: torch.Tensor, source: torch.Tensor, target: int) -> torch.Tensor:
+    def swap_class(self, x: torch.Tensor, source: torch.Tensor, target: int, move_code: bool = True) -> torch.Tensor:
+        """x of classes `source` redrawn as class `target`; with `move_code` a conditional
+        autoencoder's code also moves between the two classes' mean codes (see `swap_class`)."""
+        means = None
+        if move_code and self.model.is_autoencoder and self.model.is_conditional:
+            codes, labels = self.labelled_codes
+            means = class_means(codes, labels, self.model.config.num_classes)
         return swap_images(self.model, x, source, target, self.feature_net, self.fit, self.progress,
-                           self.encoder)
+                           self.encoder, means)
 
     def inpaint(self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None,
                 blend: float = 0.0, samples: int = 1) -> torch.Tensor:
@@ -202,13 +208,15 @@ class Editor:
     # --- where group codes come from ----------------------------------------------------------
     @cached_property
     def labelled_codes(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Codes with class labels: encoded training images for an autoencoder, prior draws
-        labelled by the classifier for a GAN (inverting thousands of images would take minutes)."""
+        """Codes with class labels: encoded training images for an autoencoder (a conditional one
+        encodes each under its label), prior draws labelled by the classifier for a GAN
+        (inverting thousands of images would take minutes)."""
         if self.model.is_autoencoder:
             train = self.train.subset(torch.randperm(len(self.train), generator=self._generator())[:GROUP_N])
             if train.labels is None:
                 raise GenforgeError(f"the training images of {self.data['dataset']!r} have no labels")
-            return encode(self.model, train.images.float() / 255), train.labels
+            given = train.labels if self.model.is_conditional else None
+            return encode(self.model, train.images.float() / 255, given), train.labels
         z, _, reads = sampled_codes(self.model, self.classifier(), GROUP_N, self._generator())
         return z, reads
 

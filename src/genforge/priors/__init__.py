@@ -7,12 +7,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
 import torch
 
-from ..errors import RunError, UnknownName
+from ..errors import GenforgeError, RunError, UnknownName
 from ..train.checkpoint import atomic_write, load_weights, read_safetensors, save_weights
 from .base import LatentPrior
 from .flow import FlowPrior
@@ -34,7 +35,13 @@ def fit_prior(kind: str, z: torch.Tensor, labels: torch.Tensor | None = None, nu
     (of `num_classes` classes, by default as many as the labels show)."""
     if labels is not None and num_classes is None:
         num_classes = int(labels.max()) + 1
-    return prior_class(kind)(z.shape[1], num_classes or 0, **options).fit(z, labels)
+    cls = prior_class(kind)
+    known = set(inspect.signature(cls).parameters) - {"dim", "num_classes"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise GenforgeError(f"a {kind} prior has no option {', '.join(map(repr, unknown))}; "
+                            f"its options: {', '.join(sorted(known))}")
+    return cls(z.shape[1], num_classes or 0, **options).fit(z, labels)
 
 
 def card_path(path: Path) -> Path:

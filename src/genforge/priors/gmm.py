@@ -1,5 +1,9 @@
 """A Gaussian mixture over the codes (Ghosh et al. 2020 fit one with 10 components).
 
+`covariance`: "full" (the default) or "diag". A full covariance per component has dim * (dim
++ 1) / 2 numbers: 8,256 at 128 dims, fitted from a few hundred codes each; diagonal ones trade
+the correlations for far fewer numbers, which lets more components fit the same codes.
+
 scikit-learn's EM fits it; the fitted weights, means and Cholesky factors of the covariances
 are kept as tensors, so sampling and densities run in torch with a seeded generator and the
 prior saves as safetensors. A conditional prior is one mixture per class.
@@ -16,20 +20,26 @@ from sklearn.mixture import GaussianMixture
 from ..errors import GenforgeError
 from .base import LatentPrior
 
+COVARIANCES = ("full", "diag")
+
 
 class GaussianMixturePrior(LatentPrior):
     kind = "gmm"
 
-    def __init__(self, dim: int, num_classes: int = 0, components: int = 10, seed: int = 0):
+    def __init__(self, dim: int, num_classes: int = 0, components: int = 10, covariance: str = "full", seed: int = 0):
         super().__init__(dim, num_classes)
-        self.components, self.seed = components, seed
+        if covariance not in COVARIANCES:
+            raise GenforgeError(f"gmm covariance must be one of {', '.join(COVARIANCES)}, got {covariance!r}")
+        if not isinstance(components, int) or components < 1:
+            raise GenforgeError(f"gmm components must be a positive whole number, got {components!r}")
+        self.components, self.covariance, self.seed = components, covariance, seed
         groups = max(num_classes, 1)  # one mixture per class, or one for all codes
         self.register_buffer("weights", torch.full((groups, components), 1.0 / components))
         self.register_buffer("means", torch.zeros(groups, components, dim))
         self.register_buffer("scale_tril", torch.eye(dim).repeat(groups, components, 1, 1))
 
     def options(self) -> dict:
-        return {"components": self.components, "seed": self.seed}
+        return {"components": self.components, "covariance": self.covariance, "seed": self.seed}
 
     def fit(self, z, labels=None):
         self.check_input(z, labels)
@@ -38,11 +48,12 @@ class GaussianMixturePrior(LatentPrior):
             if len(codes) < self.components:
                 raise GenforgeError(f"a {self.components}-component mixture needs at least {self.components} "
                                     f"codes{f' of class {g}' if labels is not None else ''}, got {len(codes)}")
-            gmm = GaussianMixture(self.components, covariance_type="full", random_state=self.seed)
+            gmm = GaussianMixture(self.components, covariance_type=self.covariance, random_state=self.seed)
             gmm.fit(codes.double().cpu().numpy())
             self.weights[g] = torch.from_numpy(gmm.weights_)
             self.means[g] = torch.from_numpy(gmm.means_)
-            self.scale_tril[g] = torch.from_numpy(np.linalg.cholesky(gmm.covariances_))
+            covariances = gmm.covariances_ if self.covariance == "full" else np.apply_along_axis(np.diag, -1, gmm.covariances_)
+            self.scale_tril[g] = torch.from_numpy(np.linalg.cholesky(covariances))
         return self
 
     def sample(self, n, generator=None, labels=None):
