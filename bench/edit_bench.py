@@ -52,9 +52,11 @@ def progress(stage: str, seconds: float) -> None:
 
 
 def class_change(editor: Editor, x: torch.Tensor, labels: torch.Tensor, test, swap: bool,
-                 generator: torch.Generator, move_code: bool = True) -> dict:
-    """Each image to a random other class, by attribute vector or (swap) by class swap
-    (`move_code`: a conditional autoencoder's code moves with the label, as `genforge edit` does)."""
+                 generator: torch.Generator, move_code: bool = True, method: str = "auto",
+                 strength: float = 1.5) -> dict:
+    """Each image to a random other class, by the attribute edit (`method`, `strength`) or
+    (swap) by class swap (`move_code`: a conditional autoencoder's code moves with
+    the label, as `genforge edit` does)."""
     net = editor.classifier()
     num_classes = net.config.num_classes
     targets = (labels + torch.randint(1, num_classes, labels.shape, generator=generator)) % num_classes
@@ -64,7 +66,7 @@ def class_change(editor: Editor, x: torch.Tensor, labels: torch.Tensor, test, sw
         idx = (targets == k).nonzero().flatten()
         if len(idx):
             edited[idx] = (editor.swap_class(x[idx], labels[idx], k, move_code) if swap
-                           else editor.attribute(x[idx], k, labels[idx], strength=1.5))
+                           else editor.attribute(x[idx], k, labels[idx], strength, method))
     seconds = time.perf_counter() - start
     # a random real test image of each target class: the reference for FID and style
     pools = [(test.labels == k).nonzero().flatten() for k in range(num_classes)]
@@ -122,6 +124,7 @@ def bench(run_dir: Path, n: int, seed: int, steps: int, restarts: int, hybrid: b
     recon, seconds = timed(editor.reconstruct, x, cond_labels)
     progress("inversion", seconds)
     result = {"model": model.name, "dataset": dataset, "n": n, "hybrid": hybrid,
+              "attribute_method": editor.default_attribute_method,
               "search_prior": editor.search_prior.kind if editor.search_prior is not None else None,
               "inversion": {**reconstruction_quality(x, recon, editor.feature_net), "seconds_per_image": seconds / n}}
     if hybrid:
@@ -152,6 +155,8 @@ def markdown(r: dict) -> str:
              f"- command: `{command()}`"]
     if change_key == "swap_class":
         lines.append(COND_NOTE)
+    else:
+        lines.append(f"- attribute edit by `--method {r['attribute_method']}`, the default for this model")
     if r.get("search_prior"):
         lines.append(f"- inpainting searches under the run's fitted {r['search_prior']} latent prior (`--search-prior "
                      "fitted`, the default): its draws screened for starts, its density the search's prior term")

@@ -28,12 +28,14 @@ def add_parser(sub) -> None:
     p.add_argument("--to", dest="target", help="attribute: a class number, or thickness / slant; "
                    "swap-class: a class number")
     p.add_argument("--label-only", action="store_true", help="swap-class with a conditional autoencoder: change "
-                   "the label alone, not also the code (by the difference of the two classes' mean codes)")
-    p.add_argument("--strength", type=float, default=1.5, help="attribute: multiple of the vector (default 1.5; "
+                   "the label alone, without also moving the code from the source class's codes to the target's")
+    p.add_argument("--strength", type=float, default=1.5, help="attribute: multiple of the move (default 1.5; "
                    "negative reverses a property)")
     p.add_argument("--steps", type=positive_int, default=8, help="interpolate/directions: images per path")
     p.add_argument("--method", default=None, help="interpolate: slerp (default) or lerp; "
-                   "directions: sefa (default for GANs) or pca (of the inputs' codes)")
+                   "directions: sefa (default for GANs) or pca (of the inputs' codes); attribute to a class: "
+                   "transport (default for autoencoders: the optimal-transport map between the two classes' "
+                   "codes) or vector (default for GANs: the difference of their mean codes)")
     p.add_argument("--format", choices=("strip", "grid", "gif"), default="strip",
                    help="interpolate/directions: one row per path (strip), a square grid, or an animated GIF")
     p.add_argument("--mask", help="inpaint: PNG of the image's size, white = missing")
@@ -105,10 +107,10 @@ def attribute(editor, images, x, args) -> str:
     if isinstance(target, int):
         # without --from: the input's labels where it has them, else what the classifier reads
         source = images.labels if args.source is None else torch.full((len(x),), args.source)
-        out = editor.attribute(x, target, source, args.strength)
+        out = editor.attribute(x, target, source, args.strength, args.method or "auto")
         change = _class_change(editor, x, out, target)
     else:
-        out = editor.attribute(x, target, strength=args.strength)
+        out = editor.attribute(x, target, strength=args.strength, method=args.method or "auto")
         change = f"moved along {target} by {args.strength:g}"
     return f"{change}; wrote {_write_results(args.out, x, out)}; {_realism(editor, x, out)}"
 

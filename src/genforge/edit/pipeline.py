@@ -31,11 +31,13 @@ from .interpolate import interpolate as interpolate_codes
 from .invert import encode, generate
 from .invert import invert as invert_images
 from .swap_class import swap_class as swap_images
+from .transport import ClassGaussians
 from .classify import class_reads
 from .fit import FitConfig
 from .encoder import EncoderConfig, InversionEncoder, inversion_encoder
 from .realism import detector_realism, realism
 
+ATTRIBUTE_METHODS = ("auto", "transport", "vector")
 GROUP_N = 5000  # codes per attribute-vector estimate: class means settle well before this
 
 
@@ -149,34 +151,53 @@ class Editor:
         return torch.stack(frames)
 
     def attribute(self, x: torch.Tensor, target: int | str, source: torch.Tensor | None = None,
-                  strength: float = 1.0) -> torch.Tensor:
+                  strength: float = 1.5, method: str = "auto") -> torch.Tensor:
         """x moved toward class `target` from classes `source` (N,) (default: what the classifier
-        reads), or along a pixel property ("thickness", "slant"; a negative strength reverses it)."""
+        reads), or along a pixel property ("thickness", "slant"; a negative strength reverses it).
+
+        `method` for a class: "vector" adds the difference of the two classes' mean codes;
+        "transport" moves each code by the optimal-transport map between Gaussians fitted to the
+        two classes' codes; "auto" is transport for an autoencoder and the vector for a GAN,
+        whichever read the target more often in the benchmark (BENCHMARKS.md, class-change
+        blocks). `strength`: how far, in multiples of that move (default 1.5: a little past the
+        target class, which its classifier reads more surely, and for the transport also the
+        edits nearest real images of the target class in FID)."""
         if self.model.is_conditional:
             raise GenforgeError(f"model {self.model.name!r} is conditional: its codes hold style, not class; "
                                 "use swap-class to change the class")
+        if method not in ATTRIBUTE_METHODS:
+            raise GenforgeError(f"unknown attribute method {method!r}; choose one of: {', '.join(ATTRIBUTE_METHODS)}")
+        if isinstance(target, str) and method == "transport":
+            raise GenforgeError(f"attribute {target!r} moves along a vector; the transport method is for classes")
+        if method == "auto":
+            method = self.default_attribute_method
         z = self.invert(x)
         if isinstance(target, str):
             codes, values = self._property_codes(target)
             return generate(self.model, z + strength * property_vector(codes, values))
-        codes, labels = self.labelled_codes
         num_classes = self.classifier().config.num_classes
         if not 0 <= target < num_classes:
             raise GenforgeError(f"class {target} does not exist; {self.data['dataset']} has classes "
                                 f"0-{num_classes - 1}")
         source = self.reads(x) if source is None else source
-        means = class_means(codes, labels, num_classes)
-        return generate(self.model, toward_class(z, source, target, means, strength))
+        targets = torch.full_like(source, target)
+        if method == "transport":
+            moved = z + strength * (self.class_gaussians.transport(z, source, targets) - z)
+        else:
+            codes, labels = self.labelled_codes
+            moved = toward_class(z, source, target, class_means(codes, labels, num_classes), strength)
+        return generate(self.model, moved)
+
+    @property
+    def default_attribute_method(self) -> str:
+        return "transport" if self.model.is_autoencoder else "vector"
 
     def swap_class(self, x: torch.Tensor, source: torch.Tensor, target: int, move_code: bool = True) -> torch.Tensor:
         """x of classes `source` redrawn as class `target`; with `move_code` a conditional
-        autoencoder's code also moves between the two classes' mean codes (see `swap_class`)."""
-        means = None
-        if move_code and self.model.is_autoencoder and self.model.is_conditional:
-            codes, labels = self.labelled_codes
-            means = class_means(codes, labels, self.model.config.num_classes)
+        autoencoder's code also moves from the source class's codes to the target's (see `swap_class`)."""
+        classes = self.class_gaussians if move_code and self.model.is_autoencoder and self.model.is_conditional else None
         return swap_images(self.model, x, source, target, self.feature_net, self.fit, self.progress,
-                           self.encoder, means)
+                           self.encoder, classes)
 
     def inpaint(self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None,
                 blend: float = 0.0, samples: int = 1) -> torch.Tensor:
@@ -219,6 +240,12 @@ class Editor:
             return encode(self.model, train.images.float() / 255, given), train.labels
         z, _, reads = sampled_codes(self.model, self.classifier(), GROUP_N, self._generator())
         return z, reads
+
+    @cached_property
+    def class_gaussians(self) -> ClassGaussians:
+        """A Gaussian fitted to the codes of each class."""
+        codes, labels = self.labelled_codes
+        return ClassGaussians.fit(codes, labels, self.classifier().config.num_classes)
 
     def _property_codes(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         if name not in PROPERTIES:
