@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Re-makes the README's pictures of edits and detection from trained runs, with the CLI only.
 #   docs/figures.sh RUNS_DIR DETECTOR_DIR [FASHION_RUNS_DIR]
-# RUNS_DIR holds MNIST runs named beta-vae-s0, cvae-s0, sngan-s0, cgan-s0 (bench/families.py writes them);
+# RUNS_DIR holds MNIST runs named beta-vae-s0, cvae-gan-s0, sngan-s0, cgan-s0 (bench/families.py writes them);
 # DETECTOR_DIR is a trained detector (bench/detect_bench.py or `genforge detect train`);
 # FASHION_RUNS_DIR, if given, the same runs on Fashion-MNIST.
 # FIGURES=heatmaps re-makes the detector's heatmaps only (a new detector, the same edit pictures).
@@ -19,7 +19,7 @@ $edit "$runs/beta-vae-s0" --input mnist:test:0-7 --op interpolate --steps 10 --o
 $edit "$runs/beta-vae-s0" --input mnist:test:0-15 --op attribute --to 8 --out "$out/edit-attribute-8.png"
 $edit "$runs/beta-vae-s0" --input mnist:test:0-15 --op attribute --to thickness --strength 2 \
   --out "$out/edit-attribute-thickness.png"
-$edit "$runs/cvae-s0" --input mnist:test:0-15 --op swap-class --to 3 --out "$out/edit-swap-class-3.png"
+$edit "$runs/cvae-gan-s0" --input mnist:test:0-15 --op swap-class --to 3 --out "$out/edit-swap-class-3.png"
 $edit "$runs/beta-vae-s0" --input mnist:test:0-15 --op inpaint --box 7,7,21,21 --out "$out/edit-inpaint.png"
 $edit "$runs/cgan-s0" --input mnist:test:0-15 --op inpaint --box 0,14,28,28 --out "$out/edit-inpaint-cgan.png"
 $edit "$runs/cgan-s0" --input mnist:test:0-15 --op inpaint --box 0,14,28,28 --samples 4 \
@@ -28,7 +28,7 @@ $edit "$runs/sngan-s0" --input mnist:test:0-15 --op reconstruct --hybrid --out "
 $edit "$runs/sngan-s0" --input mnist:test:0-0 --op directions --method sefa --steps 9 \
   --out "$out/edit-directions-sefa.png"
 if [ -n "$fashion" ]; then
-  $edit "$fashion/cvae-s0" --input fashion-mnist:test:0-15 --op swap-class --to 7 \
+  $edit "$fashion/cvae-gan-s0" --input fashion-mnist:test:0-15 --op swap-class --to 7 \
     --out "$out/edit-fashion-swap-class-7.png"
   $edit "$fashion/beta-vae-s0" --input fashion-mnist:test:0-15 --op inpaint --box 7,7,21,21 \
     --out "$out/edit-fashion-inpaint.png"

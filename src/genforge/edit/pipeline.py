@@ -157,9 +157,9 @@ class Editor:
 
         `method` for a class: "vector" adds the difference of the two classes' mean codes;
         "transport" moves each code by the optimal-transport map between Gaussians fitted to the
-        two classes' codes; "auto" is transport for an autoencoder and the vector for a GAN,
-        whichever read the target more often in the benchmark (BENCHMARKS.md, class-change
-        blocks). `strength`: how far, in multiples of that move (default 1.5: a little past the
+        two classes' codes; "auto" is transport for an autoencoder, where it read the target more
+        often and nearer real images in the benchmark, and the vector for a GAN, where the two
+        did equally (BENCHMARKS.md, class-change blocks). `strength`: how far, in multiples of that move (default 1.5: a little past the
         target class, which its classifier reads more surely, and for the transport also the
         edits nearest real images of the target class in FID)."""
         if self.model.is_conditional:

@@ -7,7 +7,8 @@ same style as each class.
 
 That holds while the KL weight `beta` (1, the ELBO) keeps the code lean. A smaller one (0.1,
 with a 32-dim code) samples much better through the class-wise latent prior, but the code then
-carries the class as well, so changing the label alone no longer swaps it (BENCHMARKS.md).
+carries the class as well, so changing the label alone no longer swaps it; the class swap of
+`genforge edit` therefore also moves the code between the two classes' codes (edit/swap_class.py).
 """
 
 from __future__ import annotations
