@@ -394,3 +394,25 @@ def test_reconstruction_input_checks():
         recon_of(torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 15))
     with pytest.raises(GenforgeError, match="11x11"):
         recon_of(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8))
+
+
+def test_training_distance_tells_new_samples_from_copies():
+    from genforge.metrics.memorisation import TrainingDistance
+    g = torch.Generator().manual_seed(0)
+    train, heldout = torch.randn(3000, 8, generator=g), torch.randn(1000, 8, generator=g)
+
+    def score(fake):
+        metric = TrainingDistance()
+        for features, kind in ((train, "train"), (heldout, "heldout"), (fake, "fake")):
+            metric.update(features, kind)
+        return metric.compute()
+
+    new = score(torch.randn(1000, 8, generator=g))
+    copied = score(train[:1000] + 0.01 * torch.randn(1000, 8, generator=g))
+    assert 0.85 < new["nn_ratio"] < 1.15 and new["copies"] < 0.04, new
+    assert copied["nn_ratio"] < 0.1 and copied["copies"] > 0.9, copied
+    with pytest.raises(GenforgeError, match="none for fake"):
+        metric = TrainingDistance()
+        metric.update(train, "train")
+        metric.update(heldout, "heldout")
+        metric.compute()

@@ -159,9 +159,9 @@ class Editor:
         "transport" moves each code by the optimal-transport map between Gaussians fitted to the
         two classes' codes; "auto" is transport for an autoencoder, where it read the target more
         often and nearer real images in the benchmark, and the vector for a GAN, where the two
-        did equally (BENCHMARKS.md, class-change blocks). `strength`: how far, in multiples of that move (default 1.5: a little past the
-        target class, which its classifier reads more surely, and for the transport also the
-        edits nearest real images of the target class in FID)."""
+        did equally (BENCHMARKS.md, class-change blocks). `strength`: how far, in multiples of
+        that move (default 1.5: a little past the target class, which the classifier reads more
+        surely, and for the transport also the edits nearest real target-class images in FID)."""
         if self.model.is_conditional:
             raise GenforgeError(f"model {self.model.name!r} is conditional: its codes hold style, not class; "
                                 "use swap-class to change the class")

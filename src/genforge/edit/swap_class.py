@@ -12,7 +12,7 @@ read the target in 13.7% of 1000 swaps). Given a Gaussian fitted to each class's
 also moves from the source class's region to the target's by the optimal-transport map between
 the two (`transport.py`), which keeps its place within the class: 13.7% -> 87.7% there, and
 92.8% -> 98.2% for an MNIST cvae at its defaults, whose code holds little of the class
-(bench/swap_bench.py; BENCHMARKS.md).
+(bench/class_change_bench.py; BENCHMARKS.md).
 """
 
 from __future__ import annotations

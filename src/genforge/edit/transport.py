@@ -3,8 +3,9 @@ within its class: the optimal-transport (Monge) map between two Gaussians fitted
 codes.
 
 For Gaussians N(m_s, S) and N(m_t, T) the map that moves mass least in squared distance is
-linear, z -> m_t + A (z - m_s) with A = S^-1/2 (S^1/2 T S^1/2)^1/2 S^-1/2 (Knott & Smith 1984). A code one standard deviation along the source class's widest spread lands
-one standard deviation along the matching spread of the target class. Adding the difference of
+linear, z -> m_t + A (z - m_s) with A = S^-1/2 (S^1/2 T S^1/2)^1/2 S^-1/2 (Knott & Smith
+1984). A code one standard deviation along the source class's widest spread lands one
+standard deviation along the matching spread of the target class. Adding the difference of
 the means alone (the attribute vector) keeps the source class's spread, which lands codes in
 corners where the decoder has never seen the target class.
 

@@ -9,10 +9,11 @@ from .classifier_score import ClassHistogram, ClassifierScore, ConditionalAccura
 from .density_coverage import DensityCoverage
 from .fid import FID, feature_stats, frechet_distance
 from .kid import KID
+from .memorisation import TrainingDistance
 from .precision_recall import PrecisionRecall
 from .reconstruction import ReconstructionError, ssim
 
 __all__ = [
     "FID", "KID", "ClassHistogram", "ClassifierScore", "ConditionalAccuracy", "DensityCoverage", "Metric",
-    "PrecisionRecall", "ReconstructionError", "feature_stats", "frechet_distance", "ssim",
+    "PrecisionRecall", "ReconstructionError", "TrainingDistance", "feature_stats", "frechet_distance", "ssim",
 ]
