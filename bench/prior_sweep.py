@@ -27,9 +27,7 @@ import torch
 
 import genforge
 from genforge.api import training_codes, training_set
-from genforge.metrics import TrainingDistance
-from genforge.metrics.evaluate import evaluate_images, real_embedding, real_split, reconstruct
-from genforge.metrics.extractors import get_extractor
+from genforge.metrics.evaluate import evaluate_images, real_split, reconstruct, training_distance
 from genforge.priors import fit_prior
 
 from common import command, machine, write_block
@@ -56,7 +54,7 @@ def sweep(run: Path, specs: list[str], n: int, replay: bool = False) -> list[dic
     model = genforge.load(run)
     dataset = model.run_config["data"]["dataset"]
     codes, labels = training_codes(model, training_set(model))
-    num_classes = model.module.config.num_classes
+    num_classes = model.module.config.num_classes if labels is not None else None
     requested = torch.arange(n) % num_classes if labels is not None else None
     rows = []
     if replay:  # no prior: n training images' own codes, decoded (what copying them would score)
@@ -66,7 +64,7 @@ def sweep(run: Path, specs: list[str], n: int, replay: bool = False) -> list[dic
     for spec in specs:
         kind, options = parse_prior(spec)
         start = time.perf_counter()
-        model.prior = fit_prior(kind, codes, labels, num_classes if labels is not None else None, **options)
+        model.prior = fit_prior(kind, codes, labels, num_classes, **options)
         fit_s = time.perf_counter() - start
         images = model.sample(n, seed=0, labels=requested)
         scores = {**evaluate_images(images, dataset, requested), **training_distance(images, dataset)}
@@ -79,15 +77,6 @@ def row(run: Path, model, prior: str, fit_s: float | None, scores: dict) -> dict
            **{k: scores[k] for k in COLUMNS}, "class_read": scores.get("conditional_accuracy")}
     print(f"{run.name:14s} {prior:40s} " + "  ".join(f"{k} {out[k]:.3f}" for k in COLUMNS), flush=True)
     return out
-
-
-def training_distance(images, dataset: str) -> dict:
-    extractor = get_extractor("classifier", dataset)
-    metric = TrainingDistance()
-    metric.update(real_embedding(extractor, dataset, "train").features, "train")
-    metric.update(real_embedding(extractor, dataset, "test").features, "heldout")
-    metric.update(extractor.embed(images).features, "fake")
-    return metric.compute()
 
 
 def markdown(rows: list[dict], args) -> str:

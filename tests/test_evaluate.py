@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import genforge
 from genforge.cli import main
 from genforge.errors import GenforgeError
-from genforge.metrics.evaluate import decoded_codes, evaluate_images, real_embedding
+from genforge.metrics.evaluate import decoded_codes, evaluate_images, real_embedding, real_split, training_distance
 from genforge.metrics.extractors import ClassifierExtractor, get_extractor
 from genforge.metrics.feature_net import load_feature_net, shipped_feature_nets
 from genforge.metrics.fid import FID
@@ -111,7 +111,7 @@ def test_eval_command_on_a_run_and_on_images(vae_run, tmp_path, mnist_test, caps
     r = json.loads(out.read_text())
     for key in ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classifier_score",
                 "classes_covered", "class_kl", "recon_mse", "recon_psnr", "recon_ssim", "nll", "decoded_fid",
-                "decoded_recall"):
+                "decoded_recall", "nn_ratio", "copies"):
         assert key in r, key
     assert 0 <= r["decoded_recall"] <= 1 and "perfect latent prior" in table
     assert r["n_fake"] == 600 and r["n_real"] == 10000 and r["floor"]["fid"] < r["fid"]
@@ -156,3 +156,10 @@ def test_decoded_codes_measure_the_decoder():
     smooth = decoded_codes(_PixelAutoencoder(blur=3), "mnist", n=2000)
     assert sharp["decoded_fid"] < 10 and sharp["decoded_recall"] > 0.75
     assert smooth["decoded_fid"] > 4 * sharp["decoded_fid"] and smooth["decoded_recall"] < sharp["decoded_recall"] - 0.1
+
+
+def test_training_distance_catches_copied_training_digits(mnist_test):
+    copied = training_distance(real_split("mnist", "train", 1000).images, "mnist")
+    new = training_distance(mnist_test.images[:1000], "mnist")
+    assert copied["nn_ratio"] < 0.01 and copied["copies"] > 0.99, copied
+    assert 0.9 < new["nn_ratio"] < 1.1 and new["copies"] < 0.03, new

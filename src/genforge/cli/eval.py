@@ -11,7 +11,7 @@ from .sample import PRIOR_CHOICES
 
 ORDER = ["fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "inception_score", "classifier_score",
          "classes_covered", "class_kl", "conditional_accuracy", "recon_mse", "recon_psnr", "recon_ssim", "nll",
-         "decoded_fid", "decoded_precision", "decoded_recall", "decoded_coverage"]
+         "decoded_fid", "decoded_precision", "decoded_recall", "decoded_coverage", "nn_ratio", "copies"]
 
 
 def add_parser(sub) -> None:
@@ -86,6 +86,10 @@ def table(result: dict) -> str:
     if "decoded_fid" in result:
         lines.append("(decoded_*: training images encoded and decoded, the samples a perfect latent prior would "
                      "give; below the sampled values: the prior's share, above the floor: the decoder's)")
+    if "nn_ratio" in result:
+        lines.append("(nn_ratio: median distance of a sample to its nearest training image over that of a test "
+                     "image, about 1 unless samples copy training images; copies: the share of samples nearer a "
+                     "training image than 99% of test images, about 0.01)")
     return "\n".join(lines)
 
 

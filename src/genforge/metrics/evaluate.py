@@ -23,6 +23,7 @@ from .density_coverage import DensityCoverage
 from .extractors import Embedding, get_extractor
 from .fid import FID
 from .kid import KID
+from .memorisation import TrainingDistance
 from .precision_recall import PrecisionRecall
 
 FLOOR_N = 10_000
@@ -145,6 +146,8 @@ def evaluate_model(model, n: int = 10_000, seed: int = 0, data_dir=None, nll_ima
     images = model.sample(n, seed=seed, labels=requested, prior=prior)
     out = {"model": model.name, "dataset": dataset, "prior": model.prior_kind if prior == "auto" else prior,
            **evaluate_images(images, dataset, requested, data_dir, features)}
+    if features == "classifier":
+        out.update(training_distance(images, dataset, data_dir))
     if model.module.is_autoencoder:
         test_split = real_split(dataset, "test", data_dir=data_dir)
         test = test_split.images.float().div(255)
@@ -163,6 +166,17 @@ def evaluate_model(model, n: int = 10_000, seed: int = 0, data_dir=None, nll_ima
 
 
 DECODED = ("fid", "precision", "recall", "coverage")
+
+
+def training_distance(images: torch.Tensor, dataset: str, data_dir=None) -> dict:
+    """`nn_ratio` and `copies` (metrics.memorisation) of images against the training split,
+    beside the test split's images, in the data set's classifier features."""
+    extractor = get_extractor("classifier", dataset)
+    metric = TrainingDistance()
+    metric.update(real_embedding(extractor, dataset, "train", data_dir=data_dir).features, "train")
+    metric.update(real_embedding(extractor, dataset, "test", data_dir=data_dir).features, "heldout")
+    metric.update(extractor.embed(images).features, "fake")
+    return metric.compute()
 
 
 def decoded_codes(model, dataset: str, n: int = 10_000, data_dir=None, features: str = "classifier") -> dict:
