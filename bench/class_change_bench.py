@@ -18,7 +18,6 @@ kept (an edit nearer its source than a random real image of its target class).
 from __future__ import annotations
 
 import argparse
-import datetime
 from pathlib import Path
 
 import torch
@@ -26,7 +25,7 @@ import torch
 import genforge
 from genforge.edit import Editor, as_float, read_images
 
-from common import command, machine, write_block
+from common import block_header, write_block
 from edit_bench import class_change
 
 MD_START, MD_END = "<!-- class-change:{}:start -->", "<!-- class-change:{}:end -->"
@@ -62,12 +61,11 @@ def measure(run: Path, n: int, seed: int) -> list[dict]:
 
 
 def markdown(rows: list[dict], args) -> str:
-    lines = [MD_START.format(args.name), f"## Class change, each way: {args.name}", "",
-             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-             f"- machine: {machine()}, cpu", f"- command: `{command()}`",
-             f"- {args.n} test images, each to a random other class (the same for every way); shipped classifier", "",
-             "| run | model | beta | code dims | way | target read | FID vs target class | style kept | s per image |",
-             "|---|---|---:|---:|---|---:|---:|---:|---:|"]
+    lines = block_header(MD_START.format(args.name), f"Class change, each way: {args.name}",
+                         f"{args.n} test images, each to a random other class (the same for every way); "
+                         "shipped classifier")
+    lines += ["| run | model | beta | code dims | way | target read | FID vs target class | style kept | s per image |",
+              "|---|---|---:|---:|---|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['run']} | `{r['model']}` | {r['beta']} | {r['latent_dim']} | {r['way']} | "
                      f"{r['target_rate']:.1%} | {r['fid_vs_target_class']:.1f} | {r['style_kept']:.1%} | "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import shlex
@@ -24,6 +25,13 @@ def machine() -> str:
 
 def command() -> str:
     return shlex.join([Path(sys.executable).name, *sys.argv])
+
+
+def block_header(start: str, title: str, *notes: str) -> list[str]:
+    """The opening lines of a block: its marker, a title, when, where and how it was measured, notes."""
+    return [start, f"## {title}", "",
+            f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+            f"- machine: {machine()}, cpu", f"- command: `{command()}`", *(f"- {note}" for note in notes), ""]
 
 
 def write_block(path: Path, block: str, start: str, end: str) -> None:

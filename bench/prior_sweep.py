@@ -18,7 +18,6 @@ nn_ratio about 1 and copies about 0.01 for a model that copies nothing).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from genforge.api import training_codes, training_set
 from genforge.metrics.evaluate import evaluate_images, real_split, reconstruct, training_distance
 from genforge.priors import fit_prior
 
-from common import command, machine, write_block
+from common import block_header, write_block
 from families import label
 
 MD_START, MD_END = "<!-- prior-sweep:{}:start -->", "<!-- prior-sweep:{}:end -->"
@@ -80,15 +79,13 @@ def row(run: Path, model, prior: str, fit_s: float | None, scores: dict) -> dict
 
 
 def markdown(rows: list[dict], args) -> str:
-    lines = [MD_START.format(args.name), f"## Prior sweep: {args.name}", "",
-             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-             f"- machine: {machine()}, cpu", f"- command: `{command()}`",
-             f"- {args.n} samples per prior against the test split, shipped feature network; "
-             "each prior fitted to the posterior means of the run's training set; nn ratio and copies: "
-             "`metrics.TrainingDistance` (about 1 and 0.01 for samples as new as unseen real images)", "",
-             "| run | model | prior | fit (s) | FID | precision | recall | density | coverage | nn ratio | copies "
-             "| class read |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = block_header(MD_START.format(args.name), f"Prior sweep: {args.name}",
+                         f"{args.n} samples per prior against the test split, shipped feature network; "
+                         "each prior fitted to the posterior means of the run's training set; nn ratio and copies: "
+                         "`metrics.TrainingDistance` (about 1 and 0.01 for samples as new as unseen real images)")
+    lines += ["| run | model | prior | fit (s) | FID | precision | recall | density | coverage | nn ratio | copies "
+              "| class read |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         read = "-" if r["class_read"] is None else f"{100 * r['class_read']:.1f}%"
         fit = "-" if r["fit_s"] is None else f"{r['fit_s']:.0f}"

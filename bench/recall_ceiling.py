@@ -13,7 +13,6 @@ feature network as bench/families.py.
 from __future__ import annotations
 
 import argparse
-import datetime
 from pathlib import Path
 
 import torch
@@ -22,7 +21,7 @@ import genforge
 from genforge.metrics.evaluate import DECODED, decoded_codes, evaluate_images
 from genforge.train import RunDir
 
-from common import command, machine, write_block
+from common import block_header, write_block
 from families import label
 
 MD_START, MD_END = "<!-- recall-ceiling:{}:start -->", "<!-- recall-ceiling:{}:end -->"
@@ -46,15 +45,13 @@ def measure(run: Path, n: int) -> dict:
 
 
 def markdown(results: list[dict], args) -> str:
-    lines = [MD_START.format(args.name), f"## Recall ceiling: {args.name}", "",
-             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-             f"- machine: {machine()}, cpu", f"- command: `{command()}`",
-             f"- decoded codes: posterior means of {args.n} training images, decoded (a perfect prior's samples); "
-             f"prior samples: {args.n} draws through the run's fitted prior; both against the test split, "
-             "shipped feature network", "",
-             "| run | model | minutes | KL (nats) | decoded codes: FID | precision | recall | coverage | "
-             "prior samples: FID | precision | recall | coverage |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = block_header(MD_START.format(args.name), f"Recall ceiling: {args.name}",
+                         f"decoded codes: posterior means of {args.n} training images, decoded (a perfect prior's "
+                         f"samples); prior samples: {args.n} draws through the run's fitted prior; both against "
+                         "the test split, shipped feature network")
+    lines += ["| run | model | minutes | KL (nats) | decoded codes: FID | precision | recall | coverage | "
+              "prior samples: FID | precision | recall | coverage |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         kl = f"{r['kl']:.0f}" if r["kl"] is not None else "-"
         cells = [cell for side in ("decoded codes", "prior samples")
