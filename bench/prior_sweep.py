@@ -18,7 +18,6 @@ nn_ratio about 1 and copies about 0.01 for a model that copies nothing).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -26,7 +25,8 @@ import torch
 
 import genforge
 from genforge.api import training_codes, training_set
-from genforge.metrics.evaluate import evaluate_images, real_split, reconstruct, training_distance
+from genforge.cli.train import parse_overrides
+from genforge.metrics.evaluate import evaluate_images, real_split, reconstruct
 from genforge.priors import fit_prior
 
 from common import block_header, write_block
@@ -39,14 +39,7 @@ COLUMNS = ("fid", "precision", "recall", "density", "coverage", "nn_ratio", "cop
 def parse_prior(spec: str) -> tuple[str, dict]:
     """"gmm:components=30,covariance=diag" -> ("gmm", {"components": 30, "covariance": "diag"})."""
     kind, _, rest = spec.partition(":")
-    options = {}
-    for pair in filter(None, rest.split(",")):
-        key, _, value = pair.partition("=")
-        try:
-            options[key] = json.loads(value)
-        except ValueError:
-            options[key] = value
-    return kind, options
+    return kind, parse_overrides(list(filter(None, rest.split(","))))
 
 
 def sweep(run: Path, specs: list[str], n: int, replay: bool = False) -> list[dict]:
@@ -58,7 +51,7 @@ def sweep(run: Path, specs: list[str], n: int, replay: bool = False) -> list[dic
     rows = []
     if replay:  # no prior: n training images' own codes, decoded (what copying them would score)
         decoded = reconstruct(model, real_split(dataset, "train", n))
-        scores = {**evaluate_images(decoded, dataset), **training_distance(decoded, dataset)}
+        scores = evaluate_images(decoded, dataset, copying=True)
         rows.append(row(run, model, "none: training codes replayed", None, scores))
     for spec in specs:
         kind, options = parse_prior(spec)
@@ -66,7 +59,7 @@ def sweep(run: Path, specs: list[str], n: int, replay: bool = False) -> list[dic
         model.prior = fit_prior(kind, codes, labels, num_classes, **options)
         fit_s = time.perf_counter() - start
         images = model.sample(n, seed=0, labels=requested)
-        scores = {**evaluate_images(images, dataset, requested), **training_distance(images, dataset)}
+        scores = evaluate_images(images, dataset, requested, copying=True)
         rows.append(row(run, model, spec, fit_s, scores))
     return rows
 

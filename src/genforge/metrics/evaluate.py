@@ -104,11 +104,12 @@ def floor(extractor, dataset: str, data_dir=None) -> dict:
 
 
 def evaluate_images(images: torch.Tensor, dataset: str, requested: torch.Tensor | None = None,
-                    data_dir=None, features: str = "classifier") -> dict:
+                    data_dir=None, features: str = "classifier", copying: bool = False) -> dict:
     """All sample metrics of `images` (uint8 or [0, 1] floats) against `dataset`'s test split.
 
     `features`: "classifier" (the data set's shipped network; all metrics) or "inception"
     (the FID convention's network, when available; the set metrics and the Inception Score).
+    `copying`: also `nn_ratio` and `copies` against the training split (classifier features).
     """
     extractor = get_extractor(features, dataset)
     if len(images) < 2:
@@ -122,6 +123,8 @@ def evaluate_images(images: torch.Tensor, dataset: str, requested: torch.Tensor 
         score.update(fake.probs)
         result = score.compute()
         out["inception_score"], out["inception_score_std"] = result["classifier_score"], result["classifier_score_std"]
+    if copying and features == "classifier":
+        out.update(_training_distance(fake, extractor, dataset, data_dir))
     out["floor"] = floor(extractor, dataset, data_dir)
     out["n_fake"], out["n_real"] = len(images), len(test)
     out["feature_net"] = extractor.describe()
@@ -145,9 +148,7 @@ def evaluate_model(model, n: int = 10_000, seed: int = 0, data_dir=None, nll_ima
         requested = torch.arange(n) % num_classes  # balanced: every class asked for equally
     images = model.sample(n, seed=seed, labels=requested, prior=prior)
     out = {"model": model.name, "dataset": dataset, "prior": model.prior_kind if prior == "auto" else prior,
-           **evaluate_images(images, dataset, requested, data_dir, features)}
-    if features == "classifier":
-        out.update(training_distance(images, dataset, data_dir))
+           **evaluate_images(images, dataset, requested, data_dir, features, copying=True)}
     if model.module.is_autoencoder:
         test_split = real_split(dataset, "test", data_dir=data_dir)
         test = test_split.images.float().div(255)
@@ -172,10 +173,14 @@ def training_distance(images: torch.Tensor, dataset: str, data_dir=None) -> dict
     """`nn_ratio` and `copies` (metrics.memorisation) of images against the training split,
     beside the test split's images, in the data set's classifier features."""
     extractor = get_extractor("classifier", dataset)
+    return _training_distance(extractor.embed(images), extractor, dataset, data_dir)
+
+
+def _training_distance(fake: Embedding, extractor, dataset: str, data_dir=None) -> dict:
     metric = TrainingDistance()
     metric.update(real_embedding(extractor, dataset, "train", data_dir=data_dir).features, "train")
     metric.update(real_embedding(extractor, dataset, "test", data_dir=data_dir).features, "heldout")
-    metric.update(extractor.embed(images).features, "fake")
+    metric.update(fake.features, "fake")
     return metric.compute()
 
 
