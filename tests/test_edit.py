@@ -208,7 +208,7 @@ def test_swap_class_with_a_conditional_vae_changes_the_class(tmp_path, mnist_tra
 
 
 @pytest.mark.slow
-def test_swap_class_moves_a_code_that_holds_the_class(tmp_path, mnist_train, digits):
+def test_swap_class_moves_a_code_that_holds_the_class(tmp_path, mnist_train, digits, capsys):
     # Almost no KL weight: the code keeps the class, and the decoder follows the code, not the label.
     run = genforge.train("cvae", "mnist", tmp_path / "loose", steps=1000, batch_size=64, width=16, latent_dim=16,
                          beta=0.01, progress=False, report=False, prior="none")
@@ -218,6 +218,13 @@ def test_swap_class_moves_a_code_that_holds_the_class(tmp_path, mnist_train, dig
     moved = editor.swap_class(x[not_threes], digits.labels[not_threes], 3)
     read_three = [float((editor.reads(images) == 3).float().mean()) for images in (label_only, moved)]
     assert read_three[0] < 0.2 and read_three[1] > 0.7, read_three  # 2% and 97% here
+    # the same from the command line, where --label-only gives the swap of the label alone
+    reads = {}
+    for flag in ([], ["--label-only"]):
+        assert main(["edit", str(run.run_dir), "--input", "mnist:test:0-63", "--op", "swap-class", "--to", "3",
+                     *flag, "--out", str(tmp_path / "x.png"), "--no-progress"]) == 0
+        reads[bool(flag)] = int(capsys.readouterr().out.split("classifier reads class 3 in ")[1].split("%")[0])
+    assert reads[True] < 25 < 60 < reads[False], reads
 
 
 @pytest.mark.parametrize("op", [["reconstruct"], ["interpolate", "--format", "gif"], ["attribute", "--to", "8"],
