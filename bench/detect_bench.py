@@ -117,17 +117,21 @@ def run_bench(args) -> dict:
     n = args.n_test
     real_test = test.images[:n].float() / 255
     config = DetectTrainConfig(steps=args.steps, minutes=args.minutes, fakes_per_source=args.fakes_per_source,
-                               seed=args.seed)
+                               seed=args.seed, precision=args.precision)
     test_fakes = held_out_fakes(runs, test, n, args.edits, config.edit_truth)
+
+    steps = {}
 
     def train(group: list[Path], tag: str):
         t = time.time()
-        detector, _ = train_detector(real_train, group, args.out / tag, config, real_spec=args.real, progress=False)
-        print(f"trained detector '{tag}' in {time.time() - t:.0f} s", flush=True)
+        detector, card = train_detector(real_train, group, args.out / tag, config, real_spec=args.real,
+                                        progress=False)
+        steps[tag] = card["training"]["steps"]
+        print(f"trained detector '{tag}' in {time.time() - t:.0f} s ({steps[tag]} steps)", flush=True)
         return detector
 
     detector = train(runs, "all")
-    result = {"edit_truth": config.edit_truth,
+    result = {"edit_truth": config.edit_truth, "precision": card_precision(args.out / "all"), "steps": steps,
               "detection": under_perturbations(detector_scorer(detector), real_test, test_fakes)}
     pasted = [i for i, s in enumerate(test_fakes.names) if s.endswith(":paste") or (test_fakes.of(s).masks < 1).any()]
     chosen = torch.isin(test_fakes.source, torch.tensor(pasted))
@@ -157,6 +161,10 @@ def run_bench(args) -> dict:
     return result
 
 
+def card_precision(directory: Path) -> str:
+    return json.loads((directory / "detector.json").read_text())["training"]["precision_used"]
+
+
 def markdown(result: dict, args) -> str:
     det, sources = result["detection"], list(result["detection"]["none"])
     perturbations = [p for p in det if p != "none"]
@@ -166,8 +174,9 @@ def markdown(result: dict, args) -> str:
              f"- machine: {machine()}, cpu",
              f"- command: `{command()}`",
              f"- each detector trains for {budget} on {args.real} against {args.fakes_per_source} samples and "
-             f"{args.fakes_per_source} pastes per family; tested on {args.n_test} real test images and "
-             f"{args.n_test} unseen fakes per source",
+             f"{args.fakes_per_source} pastes per family ({result['precision']} precision; steps: "
+             + ", ".join(f"{tag} {n}" for tag, n in result["steps"].items())
+             + f"); tested on {args.n_test} real test images and {args.n_test} unseen fakes per source",
              "- a paste's edit mask (trained on and scored against) marks "
              + {"region": "the region pasted", "changed": "the pixels the paste changed by more than one grey "
                 "level (as for the inpaintings)"}[result["edit_truth"]], "",
@@ -214,6 +223,7 @@ def main() -> None:
     p.add_argument("--n-test", type=int, default=1000)
     p.add_argument("--groups", help='families trained on together, e.g. "gan:dcgan,sngan/vae:vae,cvae"')
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", default=DetectTrainConfig.precision, help="fp32, bf16 or auto")
     p.add_argument("--out", type=Path, default=Path("bench/out/detect"))
     p.add_argument("--write-md", type=Path)
     args = p.parse_args()

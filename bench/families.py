@@ -1,8 +1,8 @@
 """Every model family against the two reference models, with the same training budget.
 
     python bench/families.py [--dataset mnist] [--minutes 15] [--seeds 0,1,2] [--parallel 2]
-        [--models beta-vae,cvae,wgan-gp,sngan,cgan,vae,dcgan,ref-vae,ref-dcgan] [--set MODEL:FIELD=VALUE ...]
-        [--out bench/out/families] [--figure docs/images/families-mnist.png] [--write-md BENCHMARKS.md]
+        [--models beta-vae,cvae,cvae-gan,wgan-gp,sngan,cgan,vae,dcgan,ref-vae,ref-dcgan] [--set MODEL:FIELD=VALUE ...]
+        [--out bench/out/families] [--figure docs/images/families-mnist.png] [--write-md BENCHMARKS.md] [--block NAME]
 
 Each (model, seed) trains through the CLI in its own process for `--minutes` of wall-clock
 time. `--parallel P` runs P trainings at once with 2/P torch threads each, so a model gets
@@ -244,6 +244,12 @@ def cell(s: dict, key: str, fmt: str) -> str:
     return f"{s[key]:{fmt}}{spread}"
 
 
+def precision_line(runs: list[Path]) -> str:
+    """How the runs trained: float32, or bfloat16 autocast (`--precision`, train/precision.py)."""
+    used = sorted({RunDir(run).read_config()["train"].get("precision_used", "fp32") for run in runs})
+    return f"- training precision: {', '.join(used)} (`genforge train --precision auto`: bf16 on CPUs with AMX)"
+
+
 def seeds_line(runs: list[Path], args) -> str:
     """Which seeds each model has, and how the ones this command did not name were trained."""
     seeds: dict[str, list[str]] = {}
@@ -258,11 +264,13 @@ def seeds_line(runs: list[Path], args) -> str:
 
 
 def markdown(summary: list[dict], dataset: str, args, figure_path: Path, md_dir: Path, runs: list[Path]) -> str:
-    lines = [MD_START.format(dataset), f"## Model families ({dataset}, {args.minutes:g} minutes of training)", "",
+    block = args.block or dataset
+    lines = [MD_START.format(block), f"## Model families ({dataset}, {args.minutes:g} minutes of training)", "",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
              f"- machine: {machine()}, cpu",
              f"- command: `{command()}`",
              seeds_line(runs, args),
+             precision_line(runs),
              f"- {args.parallel} trainings at a time, {max(1, (os.cpu_count() or 2) // args.parallel)} torch "
              f"thread(s) each; mean ± standard deviation over the seeds of each row (seeds 0, 1, 2, ... of each "
              "model, every one trained in the run directory)",
@@ -279,7 +287,7 @@ def markdown(summary: list[dict], dataset: str, args, figure_path: Path, md_dir:
                      f"{cell(s, 'coverage', '.3f')} | {cell(s, 'classes_covered', '.1f')} | "
                      f"{cell(s, 'conditional_accuracy', '.3f')} |")
     lines += ["", "Targets of the model-families issue:", "", *targets(summary, dataset, args.priors.split(",")[0])]
-    return "\n".join(lines + [MD_END.format(dataset)])
+    return "\n".join(lines + [MD_END.format(block)])
 
 
 def main() -> None:
@@ -287,7 +295,7 @@ def main() -> None:
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--minutes", type=float, default=15)
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--models", default="beta-vae,cvae,wgan-gp,sngan,cgan,vae,dcgan,ref-vae,ref-dcgan")
+    p.add_argument("--models", default="beta-vae,cvae,cvae-gan,wgan-gp,sngan,cgan,vae,dcgan,ref-vae,ref-dcgan")
     p.add_argument("--set", action="append", default=[], metavar="MODEL:FIELD=VALUE",
                    help="a setting other than the model's default, e.g. cvae:beta=0.1; repeat")
     p.add_argument("--parallel", type=int, default=2, help="trainings at once")
@@ -296,6 +304,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("bench/out/families"))
     p.add_argument("--figure", type=Path, help="default: <out>/families-<dataset>.png")
     p.add_argument("--write-md", type=Path)
+    p.add_argument("--block", help="name of the Markdown block (default: the data set's), for a table that "
+                   "must not replace the data set's own yet")
     args = p.parse_args()
     out = args.out / args.dataset
     out.mkdir(parents=True, exist_ok=True)
@@ -318,7 +328,8 @@ def main() -> None:
     block = markdown(summary, args.dataset, args, fig_path, (args.write_md or out).resolve().parent, runs)
     print(block)
     if args.write_md:
-        write_block(args.write_md, block, MD_START.format(args.dataset), MD_END.format(args.dataset))
+        name = args.block or args.dataset
+        write_block(args.write_md, block, MD_START.format(name), MD_END.format(name))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Training throughput on MNIST: the genforge trainer against the plain tutorial loops.
 
-    python bench/throughput.py [--seconds 60] [--models vae,dcgan,ref-vae,ref-dcgan]
+    python bench/throughput.py [--seconds 60] [--models vae,dcgan,ref-vae,ref-dcgan] [--bf16]
                                [--out bench/out] [--write-md BENCHMARKS.md] [--threads N] [--device cpu]
 
 Every case trains for the same wall-clock budget in its own subprocess, so each peak RSS
@@ -9,6 +9,7 @@ Cases:
   genforge:<model>   genforge.train.train on the model, at the model's default batch size
   plain:ref-vae      the PyTorch-examples VAE loop (DataLoader, loss.item() every step)
   plain:ref-dcgan    the TensorFlow DCGAN tutorial loop, in PyTorch (DataLoader, .item() every step)
+  genforge-bf16:<model>  with --bf16: the trainer under bfloat16 autocast (`--precision bf16`)
 plain:* run when their ref-* model is selected; the genforge/plain ratio of img/s for
 ref-vae and ref-dcgan is the trainer's speed-up on the same networks and the same maths.
 --models takes any genforge model (the default is the four above). On a GPU (--device cuda)
@@ -70,7 +71,7 @@ def load_mnist():
 # ----------------------------------------------------------------------------------------
 # Case 1: the genforge trainer, read back from the metrics.jsonl it writes.
 
-def bench_genforge(model_name: str, seconds: float, device: str) -> dict:
+def bench_genforge(model_name: str, seconds: float, device: str, precision: str = "fp32") -> dict:
     from genforge.models import build_model
     from genforge.train import TrainConfig, train
 
@@ -79,7 +80,7 @@ def bench_genforge(model_name: str, seconds: float, device: str) -> dict:
     model = build_model(model_name, image_shape=data.shape)
     # No sample grids or checkpoints inside the budget: they are I/O, not training.
     config = TrainConfig(minutes=seconds / 60, log_every=LOG_EVERY, sample_every=10 ** 9,
-                         checkpoint_minutes=10 ** 6, device=device)
+                         checkpoint_minutes=10 ** 6, device=device, precision=precision)
     with tempfile.TemporaryDirectory() as tmp:
         summary = train(model, data, Path(tmp) / "run", config, progress=False)
         rows = [json.loads(line) for line in open(Path(tmp) / "run" / "metrics.jsonl")]
@@ -233,8 +234,8 @@ def run_child(case: str, seconds: float, device: str, threads: int | None, out_f
     if threads:
         torch.set_num_threads(threads)
     kind, model = case.split(":")
-    if kind == "genforge":
-        result = bench_genforge(model, seconds, device)
+    if kind in ("genforge", "genforge-bf16"):
+        result = bench_genforge(model, seconds, device, "bf16" if kind == "genforge-bf16" else "fp32")
     elif model == "ref-vae":
         result = bench_plain_vae(seconds, device)
     else:
@@ -250,8 +251,8 @@ def run_child(case: str, seconds: float, device: str, threads: int | None, out_f
 # ----------------------------------------------------------------------------------------
 # The parent: run each case in a subprocess, then summarise.
 
-def case_list(models: list[str]) -> list[str]:
-    cases = [f"genforge:{m}" for m in models]
+def case_list(models: list[str], bf16: bool = False) -> list[str]:
+    cases = [f"genforge:{m}" for m in models] + ([f"genforge-bf16:{m}" for m in models] if bf16 else [])
     return cases + [PLAIN[m] for m in models if m in PLAIN]
 
 
@@ -285,6 +286,10 @@ def ratio_rows(results: dict[str, dict]) -> list[tuple[str, float]]:
         ours, theirs = results.get(f"genforge:{model}"), results.get(reference)
         if ours and theirs:
             rows.append((f"{model} / {reference}", ours["img_per_s"] / theirs["img_per_s"]))
+    for case, r in results.items():
+        if case.startswith("genforge-bf16:") and f"genforge:{case.split(':')[1]}" in results:
+            fp32 = results[f"genforge:{case.split(':')[1]}"]
+            rows.append((f"{case.split(':')[1]}: bf16 / fp32 autocast", r["img_per_s"] / fp32["img_per_s"]))
     return rows
 
 
@@ -355,6 +360,7 @@ def main() -> None:
     p.add_argument("--write-md", type=Path, help="Markdown file to write the results section into")
     p.add_argument("--threads", type=int, help="torch.set_num_threads in each case (default: torch's)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--bf16", action="store_true", help="also train each genforge model under bfloat16 autocast")
     p.add_argument("--child", help=argparse.SUPPRESS)  # internal: run this one case
     p.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -372,7 +378,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()  # other work on the machine skews the numbers: say how much
 
-    cases, results = case_list(models), {}
+    cases, results = case_list(models, args.bf16), {}
     for case in cases:
         result = run_case(case, args)
         if result is not None:

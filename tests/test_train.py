@@ -190,3 +190,25 @@ def test_bad_budget_values_are_rejected():
     for bad in ({"steps": 0}, {"epochs": -1}, {"minutes": 0}, {"batch_size": 0}):
         with pytest.raises(ValueError, match="must be positive"):
             TrainConfig(**bad)
+
+
+def test_bfloat16_training_lowers_the_loss_and_keeps_float32_weights(mnist_small, tmp_path):
+    torch.manual_seed(0)
+    model = build_model("vae", width=8, latent_dim=4)
+    config = TrainConfig(steps=60, batch_size=32, log_every=10, sample_every=1000, precision="bf16")
+    train(model, mnist_small, tmp_path / "r", config, progress=False)
+    rows = [json.loads(line) for line in RunDir(tmp_path / "r").metrics.read_text().splitlines()]
+    assert rows[-1]["loss"] < 0.8 * rows[0]["loss"]
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert RunDir(tmp_path / "r").read_config()["train"]["precision_used"] == "bf16"
+
+
+def test_precision_names_and_auto(monkeypatch):
+    from genforge.train import precision
+    assert precision.resolve_precision("fp32") == "fp32" and precision.resolve_precision("bf16") == "bf16"
+    monkeypatch.setattr(precision, "cpu_has_amx", lambda: False)
+    assert precision.resolve_precision("auto", "cpu") == "fp32"  # emulated bf16 would be slower
+    monkeypatch.setattr(precision, "cpu_has_amx", lambda: True)
+    assert precision.resolve_precision("auto", "cpu") == "bf16"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainConfig(steps=1, precision="fp16")

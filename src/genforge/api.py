@@ -19,6 +19,7 @@ from .models import GenerativeModel, build_model
 from .priors import PRIORS, LatentPrior, card_path, delete_prior, load_prior, save_prior
 from .priors import fit_prior as fit_latent_prior
 from .train import RunDir, TrainConfig
+from .train.precision import DEFAULT_PRECISION
 from .train import train as train_loop
 
 
@@ -177,7 +178,7 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
           resume: bool = False, progress: bool = True, report: bool = True,
           sample_every: int = 500, log_every: int = 25, checkpoint_minutes: float = 1.0,
           eval_every: int | None = None, eval_n: int = 2000, max_rollbacks: int = 2,
-          prior: str | None = None, **model_config) -> Model:
+          prior: str | None = None, precision: str | None = None, **model_config) -> Model:
     """Trains a model on a data set into run directory `out` and returns it loaded.
 
     With `resume=True` the model, data and budget come from `out/config.json`; budget
@@ -187,7 +188,8 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
     A run that diverges (NaN, an exploding loss, a discriminator that wins completely) goes
     back to its last checkpoint with halved learning rates, at most `max_rollbacks` times.
     An autoencoder ends with a latent prior fitted to its codes of the training set: `prior`
-    "gmm" (the default for autoencoders), "flow", or "none".
+    "gmm" (the default for autoencoders), "flow", or "none". `precision` is "fp32", "bf16" or
+    "auto" (bf16 where the hardware runs it fast; see train/precision.py).
     """
     run = RunDir(out)
     if resume:
@@ -199,11 +201,12 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
         if steps is None and epochs is None and minutes is None:
             steps, epochs, minutes = t["steps"], t["epochs"], t["minutes"]
         seed, batch_size = t["seed"], t["batch_size"]
+        precision = precision or t.get("precision", "fp32")
     data = load_dataset(dataset, "train", data_dir=data_dir, image_size=image_size, channels=channels)
     config = TrainConfig(steps=steps, epochs=epochs, minutes=minutes, batch_size=batch_size, seed=seed,
                          device=device, sample_every=sample_every, log_every=log_every,
                          checkpoint_minutes=checkpoint_minutes, eval_every=eval_every,
-                         max_rollbacks=max_rollbacks)
+                         max_rollbacks=max_rollbacks, precision=precision or DEFAULT_PRECISION)
     torch.manual_seed(seed)  # weight initialisation
     module = build_model(model, **{**model_config, "image_shape": data.shape})
     prior = prior or ("gmm" if module.is_autoencoder else "none")

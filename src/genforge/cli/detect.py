@@ -13,9 +13,10 @@ from pathlib import Path
 
 from ..detect.fakes import EDIT_TRUTHS
 from ..errors import GenforgeError
+from ..train.precision import DEFAULT_PRECISION, PRECISIONS
 
 JUDGE_ONLY = ("json", "heatmap", "threshold")
-TRAIN_ONLY = ("real", "fake", "out", "steps", "minutes", "edit_weight", "edit_truth")
+TRAIN_ONLY = ("real", "fake", "out", "steps", "minutes", "edit_weight", "edit_truth", "precision")
 
 
 def add_parser(sub) -> None:
@@ -50,6 +51,8 @@ def add_parser(sub) -> None:
     train.add_argument("--edit-truth", choices=EDIT_TRUTHS, help="what the edit map learns to mark in a "
                        "paste: the pixels it changed (default) or the whole region pasted")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--precision", choices=PRECISIONS, help="fp32, bf16, or auto: bf16 where the hardware "
+                       f"runs it fast (CPUs with AMX, CUDA); default {DEFAULT_PRECISION}")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -77,7 +80,8 @@ def train_command(args) -> int:
     config = DetectTrainConfig(steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
                                width=args.width, fakes_per_source=args.fakes_per_source, seed=args.seed,
                                edit_weight=args.edit_weight or DetectTrainConfig.edit_weight,
-                               edit_truth=args.edit_truth or DetectTrainConfig.edit_truth)
+                               edit_truth=args.edit_truth or DetectTrainConfig.edit_truth,
+                               precision=args.precision or DetectTrainConfig.precision)
     _, card = train_detector(real, args.fake, args.out, config, real_spec=args.real, progress=not args.no_progress)
     print(report(card))
     print(f"wrote {args.out}")

@@ -8,6 +8,7 @@ from .. import api
 from ..errors import GenforgeError
 from ..models import MODELS
 from ..priors import PRIORS
+from ..train.precision import DEFAULT_PRECISION, PRECISIONS
 
 
 def add_parser(sub) -> None:
@@ -31,6 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--image-size", type=positive_int, help="resize images (default: the data's own; 32 for folders)")
     p.add_argument("--channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (RGB)")
     p.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--precision", choices=PRECISIONS, help="fp32, bf16, or auto: bf16 where the hardware runs "
+                   f"it fast (CPUs with AMX, CUDA); default {DEFAULT_PRECISION}, or the run's own on --resume")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="a model config field, e.g. --set latent_dim=32 (repeatable)")
     p.add_argument("--sample-every", type=positive_int, default=500, help="steps between sample grids")
@@ -71,6 +74,7 @@ def run(args) -> int:
                       sample_every=args.sample_every, log_every=args.log_every,
                       checkpoint_minutes=args.checkpoint_minutes, eval_every=args.eval_every,
                       eval_n=args.eval_n, max_rollbacks=args.max_rollbacks, prior=args.prior,
+                      precision=args.precision,
                       **parse_overrides(args.set))
     print(f"trained {model.name}; report: {model.run_dir / 'report.md'}")
     return 0

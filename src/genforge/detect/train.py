@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from ..data import ImageSet
 from ..errors import GenforgeError
+from ..train.precision import DEFAULT_PRECISION, autocast, resolve_precision
 from .augment import augment
 from .detector import Detector, DetectorConfig, save_detector
 from .evaluate import evaluate_detector
@@ -42,6 +43,7 @@ class DetectTrainConfig:
     edit_truth: str = "changed"  # a paste's mask: the pixels it changed, or the region pasted (fakes.py)
     augment_p: float = 0.25
     threshold: float = 0.5  # the verdict's cut; training is class-balanced, so 0.5 is even odds
+    precision: str = DEFAULT_PRECISION  # fp32, bf16 or auto (train/precision.py)
     seed: int = 0
 
 
@@ -92,6 +94,7 @@ def train_detector(real: ImageSet, run_dirs: list[str | Path], out: str | Path |
     torch.manual_seed(config.seed)
     detector = Detector(DetectorConfig(in_channels=c, image_size=h, width=config.width)).train()
     optimizer = torch.optim.AdamW(detector.parameters(), lr=config.lr, weight_decay=1e-4)
+    precision = resolve_precision(config.precision)
 
     by_time = config.steps is None
     bar = tqdm(total=round(60 * config.minutes) if by_time else config.steps, disable=not progress,
@@ -104,9 +107,11 @@ def train_detector(real: ImageSet, run_dirs: list[str | Path], out: str | Path |
         for group in optimizer.param_groups:
             group["lr"] = config.lr * _lr_factor(step, elapsed, config)
         x, labels, masks = _batch(train_real, train_fakes, config.batch_size, generator, config.augment_p)
-        logit, mask_logits = detector(x)
-        image_loss = F.binary_cross_entropy_with_logits(logit, labels)
-        mask_loss = F.binary_cross_entropy_with_logits(mask_logits, masks, weight=edit_map_weights(masks, config))
+        with autocast(precision):
+            logit, mask_logits = detector(x)
+        image_loss = F.binary_cross_entropy_with_logits(logit.float(), labels)
+        mask_loss = F.binary_cross_entropy_with_logits(mask_logits.float(), masks,
+                                                       weight=edit_map_weights(masks, config))
         loss = image_loss + config.mask_weight * mask_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -121,7 +126,7 @@ def train_detector(real: ImageSet, run_dirs: list[str | Path], out: str | Path |
     card = {"threshold": config.threshold,
             "training": {"real": real_spec or real.name, "real_images": len(real_train),
                          "fakes": [str(r) for r in run_dirs], "fake_sources": fakes.names,
-                         "fake_images": len(fake_train), "steps": step,
+                         "fake_images": len(fake_train), "steps": step, "precision_used": precision,
                          "seconds": round(time.perf_counter() - started, 1), "options": asdict(config)},
             "validation": {"detection": validation["detection"]["none"],
                            "localisation": validation.get("localisation")}}

@@ -83,7 +83,8 @@ def write_report(run_dir: str | Path) -> Path:
                   f"| training time | {last['time_s'] / 60:.1f} min |",
                   f"| images/second (median) | {sorted(speeds)[len(speeds) // 2]:.0f} |",
                   f"| parameters | {cfg.get('parameters', '?'):,} |",
-                  f"| batch size | {cfg['train']['batch_size']} |", ""]
+                  f"| batch size | {cfg['train']['batch_size']} |",
+                  f"| precision | {cfg['train'].get('precision_used', 'fp32')} |", ""]
         losses = {k: v for k, v in last.items() if k not in NOT_LOSSES}
         lines += ["Last losses: " + ", ".join(f"{k} {v:.4g}" for k, v in losses.items()), ""]
     events = _read_events(run)

@@ -26,6 +26,7 @@ from .batches import batches, steps_per_epoch
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .divergence import DivergenceMonitor
 from .metrics_log import MetricsLog
+from .precision import DEFAULT_PRECISION, autocast, resolve_precision
 from .run_dir import RunDir
 
 logger = logging.getLogger("genforge")
@@ -45,6 +46,7 @@ class TrainConfig:
     max_rollbacks: int = 2  # on divergence: back to the last checkpoint this many times, then stop
     rollback_lr_factor: float = 0.5  # ... each time with the learning rates multiplied by this
     device: str = "cpu"
+    precision: str = DEFAULT_PRECISION  # fp32, bf16 or auto (bf16 where the hardware runs it fast): precision.py
 
     def __post_init__(self):
         for name in ("steps", "epochs", "minutes", "batch_size"):
@@ -53,6 +55,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {value}")
         if self.max_rollbacks < 0 or not 0 < self.rollback_lr_factor <= 1:
             raise ValueError("max_rollbacks must be >= 0 and rollback_lr_factor in (0, 1]")
+        resolve_precision(self.precision)  # an unknown name fails here
         if self.steps is None and self.epochs is None and self.minutes is None:
             self.epochs = 5
 
@@ -102,6 +105,7 @@ def train(model: GenerativeModel, data: ImageSet, out_dir: str | Path, config: T
     if batch_size > len(data):
         raise RunError(f"batch size {batch_size} is larger than the data set ({len(data)} images)")
     optimizers = model.configure_optimizers()
+    precision = resolve_precision(config.precision, device)
 
     if resume:
         if not run.checkpoint.exists():
@@ -118,7 +122,7 @@ def train(model: GenerativeModel, data: ImageSet, out_dir: str | Path, config: T
         "model_config": asdict(model.config),
         "parameters": model.num_parameters(),
         **(run_info or {}),
-        "train": {**asdict(config), "batch_size": batch_size},
+        "train": {**asdict(config), "batch_size": batch_size, "precision_used": precision},
     })
     run.samples.mkdir(parents=True, exist_ok=True)
     run.remove_stale_temp_files()
@@ -192,7 +196,8 @@ def train(model: GenerativeModel, data: ImageSet, out_dir: str | Path, config: T
         with _stop_on_sigint() as sigint:
             while not already_done:
                 x, y = next(stream)
-                losses = model.train_step(x, y, optimizers)
+                with autocast(precision, device):
+                    losses = model.train_step(x, y, optimizers)
                 for k, v in losses.items():
                     sums[k] = sums[k] + v if k in sums else v.clone()
                 count += 1
