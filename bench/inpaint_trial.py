@@ -7,6 +7,8 @@ Each variant is a comma-separated list of FitConfig fields (steps, restarts, can
 plus `average=K`: the fill is the mean of K searches with different seeds (inpaint's `samples`),
 an estimate of the posterior mean, which is what masked MSE rewards, and `prior=fitted|normal`:
 an autoencoder searched under its run's fitted latent prior (the default) or N(0, I);
+`label=found` leaves a conditional model's class to the search (`label=found-without-guesses`:
+without the encoder's guess under each class among its starts, as before 2026-11-28);
 `default=` is today's FitConfig. Every variant fills the same n test images under the edit bench's two masks (centre
 14x14, random half); the mean-image and nearest-neighbour fills are measured once beside them.
 """
@@ -23,21 +25,33 @@ import torch
 import genforge
 from genforge.edit import Editor, FitConfig, as_float, centre_mask, random_half_masks, read_images
 from genforge.cli.train import parse_overrides
-from genforge.edit.inpaint import inpaint
+from genforge.edit.fit import fit_latents
+from genforge.edit.inpaint import composite, inpaint
+from genforge.edit.invert import generate
 
 from edit_bench import fill_scores
 
 
-def parse_variant(text: str) -> tuple[FitConfig, int, bool]:
+def parse_variant(text: str) -> tuple[FitConfig, int, bool, str]:
     settings = parse_overrides([item for item in text.removeprefix("default=").split(",") if item])
     average = int(settings.pop("average", 1))
     prior = str(settings.pop("prior", "fitted"))
+    label = str(settings.pop("label", "given"))
     if prior not in ("fitted", "normal"):
         raise SystemExit(f"variant {text!r}: prior is fitted or normal")
+    if label not in ("given", "found", "found-without-guesses"):
+        raise SystemExit(f"variant {text!r}: label is given, found or found-without-guesses")
     try:
-        return FitConfig(**settings), average, prior == "fitted"
+        return FitConfig(**settings), average, prior == "fitted", label
     except TypeError as e:
         raise SystemExit(f"variant {text!r}: {e}") from None
+
+
+def fill_without_class_guesses(model, x, mask, fit, prior):
+    """A conditional autoencoder's label-found fill as it was before the encoder's guess under each
+    class joined the search's starts (screened random starts alone), for comparison."""
+    found = fit_latents(model, x, None, known=1 - mask, config=fit, prior=prior)
+    return composite(x, generate(model, found.z, found.labels), mask.expand(len(x), *mask.shape[1:]))
 
 
 def main() -> None:
@@ -64,10 +78,14 @@ def main() -> None:
         for base, filled in editor.baselines(x, mask).items():
             results["rows"].append({"mask": name, "fill": base, **fill_scores(editor, x, labels, mask, filled)})
         for text in args.variant or ["default="]:
-            fit, average, fitted_prior = parse_variant(text)
+            fit, average, fitted_prior, label = parse_variant(text)
+            prior = editor.search_prior if fitted_prior else None
             start = time.perf_counter()
-            filled = inpaint(editor.model, x, mask, cond, fit=fit, samples=average,
-                             prior=editor.search_prior if fitted_prior else None)
+            if label == "found-without-guesses":
+                filled = fill_without_class_guesses(editor.model, x, mask, fit, prior)
+            else:
+                filled = inpaint(editor.model, x, mask, cond if label == "given" else None, fit=fit,
+                                 samples=average, prior=prior)
             seconds = (time.perf_counter() - start) / args.n
             results["rows"].append({"mask": name, "fill": text, "seconds_per_image": seconds,
                                     **fill_scores(editor, x, labels, mask, filled)})

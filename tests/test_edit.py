@@ -169,6 +169,20 @@ def test_a_conditional_model_without_labels_searches_the_class():
     assert filled.shape == x.shape
 
 
+def test_a_guess_under_each_class_joins_the_screened_starts():
+    torch.manual_seed(0)
+    cvae = build_model("cvae", width=8, latent_dim=8).eval()
+    true_z, true_labels = torch.randn(6, 8), torch.tensor([0, 3, 5, 7, 9, 2])
+    with torch.no_grad():
+        x = cvae.generate(true_z, true_labels)
+    guesses = torch.randn(6, 10, 8)  # wrong codes under every class but the true one
+    guesses[torch.arange(6), true_labels] = true_z
+    search = FitConfig(steps=1, restarts=2, candidates=10, prior_weight=0.0)
+    found = fit_latents(cvae, x, init=guesses, config=search)
+    assert torch.equal(found.labels, true_labels)
+    assert found.start_loss.max() < 1e-10  # the exact guess won the screening
+
+
 def test_inpainting_samples_average_distinct_completions(digits):
     torch.manual_seed(0)
     gan = build_model("dcgan", g_width=8, d_width=8, latent_dim=16).eval()

@@ -60,7 +60,8 @@ def fit_latents(model: GenerativeModel, target: torch.Tensor, labels: torch.Tens
                 prior: LatentPrior | None = None, progress: bool = False) -> Fit:
     """Codes z minimising the pixel MSE to `target` (over the `known` pixels, 1 = known) plus,
     with a feature network, the MSE of its features. `init` (N, latent_dim) replaces the last
-    start (an encoder's guess). `prior`: a fitted latent prior with a density (`log_prob`) to
+    start (an encoder's guess); when the labels are searched, `init` (N, num_classes, latent_dim)
+    holds a guess under each class, and the one closest to the target replaces the last start. `prior`: a fitted latent prior with a density (`log_prob`) to
     search under instead of N(0, I). A conditional model given no `labels` searches them too.
     Runs on the model's device; takes and returns CPU tensors."""
     generator = torch.Generator().manual_seed(config.seed)
@@ -125,22 +126,35 @@ def _start_labels(model, labels, k: int, n: int) -> torch.Tensor | None:
 
 
 @torch.no_grad()
-def _starts(model, prior, target, labels, known, r: int, candidates: int, generator):
+def _starts(model, prior, target, labels, known, r: int, candidates: int, generator, class_guesses=None):
     """(r, n, latent_dim) starting codes and their (r, n) labels (None for an unconditional
     model): r draws per image, or the r of `candidates` draws whose images come closest to the
-    target (on the known pixels)."""
+    target (on the known pixels); with `class_guesses` (n, num_classes, latent_dim), when the
+    labels are searched, the closest guess takes the last start."""
     n = len(target)
     if model.is_conditional and labels is None:
         candidates = max(candidates, model.config.num_classes)  # every class gets screened
     if candidates <= r:
-        start_labels = _start_labels(model, labels, r, n)
-        return _draw(model, prior, r, n, start_labels, generator), start_labels
-    pool_labels = _start_labels(model, labels, candidates, n)
-    pool = _draw(model, prior, candidates, n, pool_labels, generator)
+        z_labels = _start_labels(model, labels, r, n)
+        z = _draw(model, prior, r, n, z_labels, generator)
+    else:
+        pool_labels = _start_labels(model, labels, candidates, n)
+        pool = _draw(model, prior, candidates, n, pool_labels, generator)
+        z, z_labels = _screen(model, pool, pool_labels, target, known, r)
+    if class_guesses is not None:  # the best-fitting guess in place of the worst screened start
+        guess_labels = _start_labels(model, None, class_guesses.shape[1], n)
+        guess, guess_label = _screen(model, class_guesses.transpose(0, 1), guess_labels, target, known, 1)
+        z_labels = z_labels.clone()  # may be a broadcast view
+        z[-1], z_labels[-1] = guess[0], guess_label[0]
+    return z, z_labels
+
+
+def _screen(model, pool, pool_labels, target, known, r: int):
+    """The r codes of `pool` (k, n, latent_dim) whose images come closest to the target, best first."""
     scores = torch.stack([masked_mse(model.generate(pool[j], None if pool_labels is None else pool_labels[j]),
-                                     target, known) for j in range(candidates)])
+                                     target, known) for j in range(len(pool))])
     best = scores.topk(r, dim=0, largest=False).indices  # (r, n), the lowest first
-    columns = torch.arange(n, device=pool.device)
+    columns = torch.arange(pool.shape[1], device=pool.device)
     return pool[best, columns], None if pool_labels is None else pool_labels[best, columns]
 
 
@@ -154,8 +168,9 @@ def _prior_penalty(z: torch.Tensor, density, labels) -> torch.Tensor:
 
 def _fit_batch(model, target, labels, known, init, feature_net, prior, density, config, generator, bar) -> Fit:
     n, r = len(target), config.restarts
-    z, labels = _starts(model, prior, target, labels, known, r, config.candidates, generator)
-    if init is not None:
+    class_guesses = init if init is not None and init.ndim == 3 else None
+    z, labels = _starts(model, prior, target, labels, known, r, config.candidates, generator, class_guesses)
+    if init is not None and class_guesses is None:
         z[-1] = init  # in place of the worst screened start
     z = z.reshape(r * n, -1).requires_grad_(True)
     labels = None if labels is None else labels.reshape(r * n)

@@ -52,9 +52,13 @@ def inpaint(model: GenerativeModel, x: torch.Tensor, mask: torch.Tensor, labels:
     known = 1 - mask
     # The encoder never saw holes; showing it the hole as black (the usual background) is
     # closer to its training data than any fill we could invent. A conditional encoder needs
-    # the label; without one the search finds it, from screened starts alone.
-    guess = model.is_autoencoder and (labels is not None or not model.is_conditional)
-    init = encode(model, x * known, labels) if guess else None
+    # the label; without one, its guess under every class joins the screened starts.
+    init = None
+    if model.is_autoencoder and model.is_conditional and labels is None:
+        init = torch.stack([encode(model, x * known, torch.full((len(x),), k, dtype=torch.long))
+                            for k in range(model.config.num_classes)], 1)
+    elif model.is_autoencoder:
+        init = encode(model, x * known, labels)
     fills = []
     for k in range(samples):
         config = dataclasses.replace(fit, seed=fit.seed + k)
