@@ -52,7 +52,7 @@ def inpaint(model: GenerativeModel, x: torch.Tensor, mask: torch.Tensor, labels:
     known = 1 - mask
     # The encoder never saw holes; showing it the hole as black (the usual background) is
     # closer to its training data than any fill we could invent. A conditional encoder needs
-    # the label; without one, its guess under every class joins the screened starts.
+    # the label; without one, it guesses under every class and the search starts from the best.
     init = None
     if model.is_autoencoder and model.is_conditional and labels is None:
         init = torch.stack([encode(model, x * known, torch.full((len(x),), k, dtype=torch.long))

@@ -196,6 +196,9 @@ def train(model: GenerativeModel, data: ImageSet, out_dir: str | Path, config: T
         with _stop_on_sigint() as sigint:
             while not already_done:
                 x, y = next(stream)
+                # The model owns its step, so autocast wraps all of it: only the ops on autocast's
+                # list (convolutions, matrix products) change dtype, their backward follows the
+                # forward's, and the optimisers' float32 updates are not on the list.
                 with autocast(precision, device):
                     losses = model.train_step(x, y, optimizers)
                 for k, v in losses.items():
