@@ -190,7 +190,9 @@ def targets(summary: list[dict], dataset: str, default_prior: str) -> list[str]:
     if set(refs) != set(REFERENCES):
         return ["(the reference models were not in this run: no targets checked)"]
     families = {s["model"] for s in summary} - set(REFERENCES)
-    gans = {m for m in families if model_class(m.split()[0]).has_discriminator}
+    # The cvae-gan has a discriminator but samples through its decoder and latent prior: a VAE here.
+    gans = {m for m in families if model_class(m.split()[0]).has_discriminator
+            and not model_class(m.split()[0]).is_autoencoder}
     vaes = [s for s in summary if s["model"] in families - gans and s["sampler"] != "none"]
     lines = []
     for title, best in (("best GAN", best_fid(summary, gans)), ("best VAE with a learned prior", min(
