@@ -210,5 +210,6 @@ def test_precision_names_and_auto(monkeypatch):
     assert precision.resolve_precision("auto", "cpu") == "fp32"  # emulated bf16 would be slower
     monkeypatch.setattr(precision, "cpu_has_amx", lambda: True)
     assert precision.resolve_precision("auto", "cpu") == "bf16"
+    assert precision.resolve_precision("auto", "cuda") == "fp32"  # not measured on a GPU yet
     with pytest.raises(ValueError, match="precision must be one of"):
         TrainConfig(steps=1, precision="fp16")

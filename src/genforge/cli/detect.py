@@ -52,7 +52,7 @@ def add_parser(sub) -> None:
                        "paste: the pixels it changed (default) or the whole region pasted")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--precision", choices=PRECISIONS, help="fp32, bf16, or auto: bf16 where the hardware "
-                       f"runs it fast (CPUs with AMX, CUDA); default {DEFAULT_PRECISION}")
+                       f"runs it fast (CPUs with AMX); default {DEFAULT_PRECISION}")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 

@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (RGB)")
     p.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=PRECISIONS, help="fp32, bf16, or auto: bf16 where the hardware runs "
-                   f"it fast (CPUs with AMX, CUDA); default {DEFAULT_PRECISION}, or the run's own on --resume")
+                   f"it fast (CPUs with AMX); default {DEFAULT_PRECISION}, or the run's own on --resume")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="a model config field, e.g. --set latent_dim=32 (repeatable)")
     p.add_argument("--sample-every", type=positive_int, default=500, help="steps between sample grids")
