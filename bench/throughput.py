@@ -6,7 +6,7 @@
 Every case trains for the same wall-clock budget in its own subprocess, so each peak RSS
 is that case's alone and no case inherits another's warm allocator or thread pool.
 Cases:
-  genforge:<model>   genforge.train.train on the model, at the model's default batch size
+  genforge:<model>   genforge.train.train on the model, at the model's default batch size, in float32
   plain:ref-vae      the PyTorch-examples VAE loop (DataLoader, loss.item() every step)
   plain:ref-dcgan    the TensorFlow DCGAN tutorial loop, in PyTorch (DataLoader, .item() every step)
   genforge-bf16:<model>  with --bf16: the trainer under bfloat16 autocast (`--precision bf16`)
@@ -289,7 +289,7 @@ def ratio_rows(results: dict[str, dict]) -> list[tuple[str, float]]:
     for case, r in results.items():
         if case.startswith("genforge-bf16:") and f"genforge:{case.split(':')[1]}" in results:
             fp32 = results[f"genforge:{case.split(':')[1]}"]
-            rows.append((f"{case.split(':')[1]}: bf16 / fp32 autocast", r["img_per_s"] / fp32["img_per_s"]))
+            rows.append((f"{case.split(':')[1]}: bf16 autocast / fp32", r["img_per_s"] / fp32["img_per_s"]))
     return rows
 
 
