@@ -169,7 +169,7 @@ def test_a_conditional_model_without_labels_searches_the_class():
     assert filled.shape == x.shape
 
 
-def test_a_guess_under_each_class_joins_the_screened_starts():
+def test_the_best_guess_under_any_class_takes_the_last_start():
     torch.manual_seed(0)
     cvae = build_model("cvae", width=8, latent_dim=8).eval()
     true_z, true_labels = torch.randn(6, 8), torch.tensor([0, 3, 5, 7, 9, 2])
@@ -180,7 +180,7 @@ def test_a_guess_under_each_class_joins_the_screened_starts():
     search = FitConfig(steps=1, restarts=2, candidates=10, prior_weight=0.0)
     found = fit_latents(cvae, x, init=guesses, config=search)
     assert torch.equal(found.labels, true_labels)
-    assert found.start_loss.max() < 1e-10  # the exact guess won the screening
+    assert found.start_loss.max() < 1e-10  # the exact guess was picked and started the search
 
 
 def test_inpainting_samples_average_distinct_completions(digits):

@@ -4,10 +4,10 @@ On CPUs with AMX tiles (Intel Xeon of the 4th generation and later) oneDNN runs 
 convolutions and matrix products on them: genforge's models train 1.4-1.5x the steps in the
 same minutes on 2 cores, with the same loss per step, and the 15-minute Fashion-MNIST cvae-gan
 came out better for it (BENCHMARKS.md, "Training in bfloat16"). Elsewhere bfloat16 is emulated
-and slower than float32, so `auto` (the default) picks it only on CPUs with AMX (on CUDA too
-it stays float32 until measured there; `bf16` asks for it anywhere). Weights, optimiser states and the losses' reductions stay float32:
-autocast runs the convolutions and matrix products in bfloat16, nothing else. Sampling and
-evaluation stay float32.
+and slower than float32, so `auto` (the default) picks it only on CPUs with AMX (on CUDA it
+stays float32 until measured there; `bf16` asks for it anywhere). Weights, optimiser states and
+the losses' reductions stay float32: autocast runs the convolutions and matrix products in
+bfloat16, nothing else. Sampling and evaluation stay float32.
 """
 
 from __future__ import annotations
