@@ -201,3 +201,16 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"{step + 5} steps" in cli("info", tmp_path).stdout
     assert not list(tmp_path.glob(".*.tmp"))  # what a killed writer left is cleaned up
+
+
+def test_train_precision_is_recorded_kept_on_resume_and_checked(tmp_path, capsys):
+    out = tmp_path / "bf16"
+    assert main(["train", *TINY_VAE, "--steps", "10", "--precision", "bf16", "--prior", "none",
+                 "--out", str(out)]) == 0
+    assert main(["train", "--resume", "--steps", "20", "--out", str(out), "--no-progress"]) == 0
+    config = json.loads((out / "config.json").read_text())["train"]
+    assert config["precision"] == "bf16" and config["precision_used"] == "bf16"
+    assert "| precision | bf16 |" in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["train", *TINY_VAE, "--precision", "fp16", "--out", str(tmp_path / "x")]) == 2
+    assert "fp16" in capsys.readouterr().err
