@@ -120,18 +120,19 @@ def run_bench(args) -> dict:
                                seed=args.seed, precision=args.precision)
     test_fakes = held_out_fakes(runs, test, n, args.edits, config.edit_truth)
 
-    steps = {}
+    steps, precision = {}, {}
 
     def train(group: list[Path], tag: str):
         t = time.time()
         detector, card = train_detector(real_train, group, args.out / tag, config, real_spec=args.real,
                                         progress=False)
         steps[tag] = card["training"]["steps"]
+        precision[tag] = card["training"]["precision_used"]
         print(f"trained detector '{tag}' in {time.time() - t:.0f} s ({steps[tag]} steps)", flush=True)
         return detector
 
     detector = train(runs, "all")
-    result = {"edit_truth": config.edit_truth, "precision": card_precision(args.out / "all"), "steps": steps,
+    result = {"edit_truth": config.edit_truth, "precision": precision["all"], "steps": steps,
               "detection": under_perturbations(detector_scorer(detector), real_test, test_fakes)}
     pasted = [i for i, s in enumerate(test_fakes.names) if s.endswith(":paste") or (test_fakes.of(s).masks < 1).any()]
     chosen = torch.isin(test_fakes.source, torch.tensor(pasted))
@@ -159,10 +160,6 @@ def run_bench(args) -> dict:
             **per_source(detector_scorer(train(members, group)), real_test, test_fakes)}
     result["timing"] = timing(detector, real_test)
     return result
-
-
-def card_precision(directory: Path) -> str:
-    return json.loads((directory / "detector.json").read_text())["training"]["precision_used"]
 
 
 def markdown(result: dict, args) -> str:

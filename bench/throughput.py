@@ -287,9 +287,9 @@ def ratio_rows(results: dict[str, dict]) -> list[tuple[str, float]]:
         if ours and theirs:
             rows.append((f"{model} / {reference}", ours["img_per_s"] / theirs["img_per_s"]))
     for case, r in results.items():
-        if case.startswith("genforge-bf16:") and f"genforge:{case.split(':')[1]}" in results:
-            fp32 = results[f"genforge:{case.split(':')[1]}"]
-            rows.append((f"{case.split(':')[1]}: bf16 autocast / fp32", r["img_per_s"] / fp32["img_per_s"]))
+        kind, model = case.split(":")
+        if kind == "genforge-bf16" and f"genforge:{model}" in results:
+            rows.append((f"{model}: bf16 autocast / fp32", r["img_per_s"] / results[f"genforge:{model}"]["img_per_s"]))
     return rows
 
 
