@@ -2,7 +2,7 @@
 
     python bench/detect_bench.py --runs RUN_DIR... [--edits NAME=FILE.npz ...] [--real mnist]
                                  [--steps 3000 | --minutes M] [--n-test 1000] [--groups gan:dcgan,sngan/vae:vae]
-                                 [--out bench/out/detect] [--write-md BENCHMARKS.md]
+                                 [--[no-]self-blend] [--out bench/out/detect] [--write-md BENCHMARKS.md]
 
 Every run directory is one family; each gives two fake sources, its samples ("NAME:sample")
 and real images with a region pasted from its output ("NAME:paste", with known masks).
@@ -117,7 +117,7 @@ def run_bench(args) -> dict:
     n = args.n_test
     real_test = test.images[:n].float() / 255
     config = DetectTrainConfig(steps=args.steps, minutes=args.minutes, fakes_per_source=args.fakes_per_source,
-                               seed=args.seed, precision=args.precision)
+                               seed=args.seed, precision=args.precision, self_blend=args.self_blend)
     test_fakes = held_out_fakes(runs, test, n, args.edits, config.edit_truth)
 
     steps, precision = {}, {}
@@ -132,7 +132,8 @@ def run_bench(args) -> dict:
         return detector
 
     detector = train(runs, "all")
-    result = {"edit_truth": config.edit_truth, "precision": precision["all"], "steps": steps,
+    result = {"edit_truth": config.edit_truth, "self_blend": config.self_blend, "precision": precision["all"],
+              "steps": steps,
               "detection": under_perturbations(detector_scorer(detector), real_test, test_fakes)}
     pasted = [i for i, s in enumerate(test_fakes.names) if s.endswith(":paste") or (test_fakes.of(s).masks < 1).any()]
     chosen = torch.isin(test_fakes.source, torch.tensor(pasted))
@@ -171,7 +172,10 @@ def markdown(result: dict, args) -> str:
              f"- machine: {machine()}, cpu",
              f"- command: `{command()}`",
              f"- each detector trains for {budget} on {args.real} against {args.fakes_per_source} samples and "
-             f"{args.fakes_per_source} pastes per family ({result['precision']} precision; steps: "
+             f"{args.fakes_per_source} pastes per family"
+             + (f", and {args.fakes_per_source} self-blended real images (a region pasted from a restyled copy of "
+                "the image itself; not a test source)" if result.get("self_blend") else "")
+             + f" ({result['precision']} precision; steps: "
              + ", ".join(f"{tag} {n}" for tag, n in result["steps"].items())
              + f"); tested on {args.n_test} real test images and {args.n_test} unseen fakes per source",
              "- a paste's edit mask (trained on and scored against) marks "
@@ -221,6 +225,8 @@ def main() -> None:
     p.add_argument("--groups", help='families trained on together, e.g. "gan:dcgan,sngan/vae:vae,cvae"')
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", default=DetectTrainConfig.precision, help="fp32, bf16 or auto")
+    p.add_argument("--self-blend", action=argparse.BooleanOptionalAction, default=DetectTrainConfig.self_blend,
+                   help="train on self-blended real images too (genforge.detect.fakes.self_blends)")
     p.add_argument("--out", type=Path, default=Path("bench/out/detect"))
     p.add_argument("--write-md", type=Path)
     args = p.parse_args()

@@ -4,6 +4,7 @@ held-out groups).
 
     python bench/detect_trial.py --runs RUN_DIR... [--edits NAME=FILE.npz ...] [--width 16]
                                  [--edit-weight 10] [--minutes 4] [--threads 1] [--perturb] [--set FIELD=VALUE ...]
+                                 [--train-runs RUN_DIR...]
 
 Prints the AUC of every source and the pixel AUC of the edit maps on each partly edited source
 and on all pastes together (against either definition of a paste's mask, fakes.py), measured
@@ -32,7 +33,9 @@ from detect_bench import held_out_fakes
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", nargs="+", required=True)
+    p.add_argument("--runs", nargs="+", required=True, help="the runs whose fakes the detector is tested on")
+    p.add_argument("--train-runs", nargs="+", help="train on these runs only (default: --runs); the others "
+                   "are held-out families")
     p.add_argument("--edits", nargs="*", default=[], metavar="NAME=FILE.npz")
     p.add_argument("--real", default="mnist:train")
     p.add_argument("--width", type=int, default=16)
@@ -55,7 +58,9 @@ def main() -> None:
     config = DetectTrainConfig(**{"minutes": args.minutes, "width": args.width, "edit_weight": args.edit_weight,
                                   **overrides})
     fakes = held_out_fakes(runs, test, n, args.edits, config.edit_truth)
-    detector, card = train_detector(load_slice(args.real, shape[1], shape[0]), runs, None, config, progress=False)
+    train_runs = [Path(r) for r in args.train_runs] if args.train_runs else runs
+    detector, card = train_detector(load_slice(args.real, shape[1], shape[0]), train_runs, None, config,
+                                    progress=False)
     result = {"steps": card["training"]["steps"],
               "auc": {k: round(v["auc"], 4) for k, v in per_source(detector_scorer(detector), real_test, fakes).items()}}
     partial = [i for i, name in enumerate(fakes.names) if (fakes.of(name).masks < 1).any()]
@@ -74,8 +79,8 @@ def main() -> None:
             worst = min(values, key=values.get)
             result[f"auc {name}"] = {"mean": round(sum(values.values()) / len(values), 4),
                                      "min": round(values[worst], 4), "worst": worst}
-    print(json.dumps({"width": args.width, "edit_weight": args.edit_weight, "minutes": args.minutes, **overrides,
-                      **result}, indent=1))
+    print(json.dumps({"trained on": [r.name for r in train_runs], "width": args.width, "edit_weight": args.edit_weight,
+                      "minutes": args.minutes, **overrides, **result}, indent=1))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from genforge.data import load_dataset
 from genforge.detect import Detector, DetectorConfig, DetectTrainConfig, load_detector, train_detector
 from genforge.detect.augment import PERTURBATIONS, augment, jpeg
 from genforge.detect.evaluate import localisation, separation
-from genforge.detect.fakes import changed_pixels, model_fakes, random_masks
+from genforge.detect.fakes import SELF_BLEND, changed_pixels, make_fakes, model_fakes, random_masks, self_blends
 from genforge.detect.spectral import SpectralBaseline, discriminator_score
 from genforge.detect.train import edit_map_weights
 
@@ -71,7 +71,7 @@ def test_trained_detector_separates_real_from_generated_and_random_weights_do_no
                       for r, f in zip(real_probs[1:], fake_probs[1:])]
             auc, accuracy = np.mean(chance, axis=0)
             assert 0.25 < auc < 0.75 and accuracy < 0.7, (name, chance)
-    assert card["training"]["fake_sources"] == ["vae:sample", "vae:paste", "dcgan:sample", "dcgan:paste"]
+    assert card["training"]["fake_sources"] == ["vae:sample", "vae:paste", "dcgan:sample", "dcgan:paste", SELF_BLEND]
     assert card["threshold"] == 0.5 and card["validation"]["detection"]["vae:sample"]["auc"] > 0.95
 
 
@@ -112,6 +112,21 @@ def test_changed_truth_marks_only_the_pixels_a_paste_altered(runs):
     assert changed_pixels(edited, original).nonzero().tolist() == [[0, 0, 1, 1]]
     with pytest.raises(genforge.GenforgeError, match="edit truth"):
         model_fakes(runs[0], test, 4, truth="everything")
+
+
+def test_self_blends_change_real_images_only_where_their_masks_say(runs):
+    test = load_dataset("mnist", "test").subset(torch.arange(700, 900))
+    blends = self_blends(test, 200, seed=4)
+    assert torch.equal(blends.images, self_blends(test, 200, seed=4).images)  # seeded
+    assert 150 < len(blends) <= 200 and (blends.masks.flatten(1).amax(1) == 1).all()  # an unchanged one is left out
+    # Every image is one of the real digits, changed exactly where its mask is 1 (by more than a grey level).
+    originals = test.images.float() / 255
+    nearest = torch.cdist(blends.images.flatten(1), originals.flatten(1)).argmin(1)
+    assert torch.equal(changed_pixels(blends.images, originals[nearest]), blends.masks)
+    assert blends.masks.mean() < 0.3  # local edits, not whole images
+    fakes = make_fakes(runs[:1], test, 50, seed=1, self_blend=True)
+    assert fakes.names == ["vae:sample", "vae:paste", SELF_BLEND] and len(fakes.of(SELF_BLEND)) > 30
+    assert make_fakes(runs[:1], test, 50, seed=1).names == ["vae:sample", "vae:paste"]
 
 
 def test_spectral_baseline_and_discriminator_are_above_chance(runs, mnist_small, held_out):
@@ -191,13 +206,14 @@ def test_cli_trains_a_detector(runs, tmp_path, capsys):
     out = tmp_path / "det"
     assert main(["detect", "train", "--real", "mnist:train:0-511", "--fake", str(runs[0]), "--out", str(out),
                  "--steps", "3", "--width", "4", "--fakes-per-source", "32", "--edit-weight", "5",
-                 "--edit-truth", "region", "--no-progress"]) == 0
+                 "--edit-truth", "region", "--no-self-blend", "--no-progress"]) == 0
     assert "vae:paste" in capsys.readouterr().out
     assert {p.name for p in out.iterdir()} == {"detector.safetensors", "detector.json", "report.md"}
     training = json.loads((out / "detector.json").read_text())["training"]
     assert training["real"] == "mnist:train:0-511"
     assert training["options"]["edit_weight"] == 5 and training["options"]["width"] == 4
     assert training["options"]["edit_truth"] == "region"
+    assert not training["options"]["self_blend"] and SELF_BLEND not in training["fake_sources"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -208,6 +224,7 @@ def test_cli_trains_a_detector(runs, tmp_path, capsys):
     (["detect", "{det}", "mnist:test:0-9", "--steps", "3"], "--steps belongs to `genforge detect train`"),
     (["detect", "{det}", "mnist:test:0-9", "--edit-weight", "3"], "--edit-weight belongs to `genforge detect train`"),
     (["detect", "{det}", "mnist:test:0-9", "--edit-truth", "region"], "--edit-truth belongs to"),
+    (["detect", "{det}", "mnist:test:0-9", "--no-self-blend"], "--self-blend belongs to"),
     (["detect", "train", "--real", "mnist", "--out", "{tmp}/d"], "genforge detect train --real DATA"),
 ])
 def test_cli_errors_are_one_line(args, message, detector_dir, tmp_path, capsys):

@@ -6,17 +6,19 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
 from pathlib import Path
 
 from ..detect.fakes import EDIT_TRUTHS
+from ..detect.train import DetectTrainConfig
 from ..errors import GenforgeError
 from ..train.precision import DEFAULT_PRECISION, PRECISIONS
 
 JUDGE_ONLY = ("json", "heatmap", "threshold")
-TRAIN_ONLY = ("real", "fake", "out", "steps", "minutes", "edit_weight", "edit_truth", "precision")
+TRAIN_ONLY = ("real", "fake", "out", "steps", "minutes", "edit_weight", "edit_truth", "self_blend", "precision")
 
 
 def add_parser(sub) -> None:
@@ -50,6 +52,10 @@ def add_parser(sub) -> None:
                        help="weight of the pixels of partly edited images in the edit-map loss (default 10)")
     train.add_argument("--edit-truth", choices=EDIT_TRUTHS, help="what the edit map learns to mark in a "
                        "paste: the pixels it changed (default) or the whole region pasted")
+    train.add_argument("--self-blend", action=argparse.BooleanOptionalAction,
+                       help="also train on real images with a region pasted from a blurred, resampled, noisier "
+                       "or sharpened copy of themselves: edits of no generator in particular (default: "
+                       f"{'on' if DetectTrainConfig.self_blend else 'off'})")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--precision", choices=PRECISIONS, help="fp32, bf16, or auto: bf16 where the hardware "
                        f"runs it fast (CPUs with AMX); default {DEFAULT_PRECISION}")
@@ -69,7 +75,7 @@ def run(args) -> int:
 def train_command(args) -> int:
     from .. import api
     from ..data import load_slice
-    from ..detect import DetectTrainConfig, train_detector
+    from ..detect import train_detector
     from ..detect.train import report
     if args.inputs or not (args.real and args.fake and args.out):
         raise GenforgeError("write genforge detect train --real DATA --fake RUN_DIR... --out DET_DIR")
@@ -81,6 +87,7 @@ def train_command(args) -> int:
                                width=args.width, fakes_per_source=args.fakes_per_source, seed=args.seed,
                                edit_weight=args.edit_weight or DetectTrainConfig.edit_weight,
                                edit_truth=args.edit_truth or DetectTrainConfig.edit_truth,
+                               self_blend=DetectTrainConfig.self_blend if args.self_blend is None else args.self_blend,
                                precision=args.precision or DetectTrainConfig.precision)
     _, card = train_detector(real, args.fake, args.out, config, real_spec=args.real, progress=not args.no_progress)
     print(report(card))

@@ -6,6 +6,12 @@ region). An autoencoder's donor is its reconstruction of the same real image, so
 region continues the picture as an inpainting would; a GAN's donor is one of its samples.
 Half the pastes are feathered, so the seam alone does not give them away.
 
+A third kind needs no model (`self_blends`): a real image with a region pasted from a blurred,
+resampled, noisier or sharpened copy of itself, the self-blended images of Shiohara & Yamasaki
+(CVPR 2022). They teach what any local edit has in common, a region whose local statistics
+differ from the rest of the picture, rather than one generator's fingerprint, which is what a
+detector needs on generators it never saw.
+
 A paste's mask marks the pixels the paste changed by more than one grey level ("changed", the
 default), as `bench/make_edits.py` marks the inpaintings a detector is tested on, or the whole
 region asked for ("region"). Inside a region much of the picture (an MNIST background) can come
@@ -25,7 +31,7 @@ import torch
 from ..api import Model, load
 from ..data import ImageSet
 from ..errors import GenforgeError
-from .augment import gaussian_blur, quantise
+from .augment import add_noise, gaussian_blur, quantise, resample
 
 
 @dataclass
@@ -93,6 +99,17 @@ def changed_pixels(edited: torch.Tensor, original: torch.Tensor) -> torch.Tensor
     return (difference > 1.5 / 255).float()
 
 
+def _pasted(originals: torch.Tensor, donor: torch.Tensor, generator: torch.Generator,
+            truth: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random regions of `donor` pasted into `originals`, and their masks (`truth` defines them)."""
+    masks = random_masks(len(originals), originals.shape[-1], generator)
+    edited = paste(originals, donor, masks, generator)
+    changed = changed_pixels(edited, originals)
+    # A box over blank background can come back exactly as it was: that image is the real one, no edit.
+    kept = changed.flatten(1).any(1)
+    return edited[kept], (changed if truth == "changed" else masks)[kept]
+
+
 def _donor(model: Model, real: torch.Tensor, labels: torch.Tensor | None, seed: int) -> torch.Tensor:
     if model.module.is_autoencoder:
         labels = labels if model.module.is_conditional else None
@@ -118,20 +135,47 @@ def model_fakes(run_dir: str | Path, real: ImageSet, n: int, seed: int = 0, trut
     labels = real.labels[index] if real.labels is not None else None
     if model.module.is_conditional and model.module.is_autoencoder and labels is None:
         raise GenforgeError(f"{run_dir} is a conditional autoencoder; its pastes need labelled real images")
-    masks = random_masks(n, real.shape[-1], generator)
-    edited = paste(originals, _donor(model, originals, labels, seed + 1), masks, generator)
-    changed = changed_pixels(edited, originals)
-    # A box over blank background can come back exactly as it was: that image is the real one, no edit.
-    kept = changed.flatten(1).any(1)
-    edited, masks = edited[kept], (changed if truth == "changed" else masks)[kept]
+    edited, masks = _pasted(originals, _donor(model, originals, labels, seed + 1), generator, truth)
     return FakeSet(torch.cat([samples, edited]), torch.cat([torch.ones_like(samples[:, :1]), masks]),
                    torch.cat([torch.zeros(n, dtype=torch.long), torch.ones(len(edited), dtype=torch.long)]),
                    [f"{name}:sample", f"{name}:paste"])
 
 
-def make_fakes(run_dirs: list[str | Path], real: ImageSet, n: int, seed: int = 0, truth: str = "changed") -> FakeSet:
+def _restyled(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """x with one of four local-statistics changes, drawn per image, at a strength drawn per kind."""
+    out = x.clone()
+    kind = torch.randint(4, (len(x),), generator=generator)
+    strength = torch.rand(4, generator=generator).tolist()
+    changes = [lambda b: gaussian_blur(b, 0.5 + strength[0]),
+               lambda b: resample(b, 1.5 + 1.5 * strength[1]),
+               lambda b: add_noise(b, 0.02 + 0.06 * strength[2], generator),
+               lambda b: (b + (0.5 + strength[3]) * (b - gaussian_blur(b, 1.0))).clamp(0, 1)]  # unsharp mask
+    for k, change in enumerate(changes):
+        if (kind == k).any():
+            out[kind == k] = change(x[kind == k])
+    return out
+
+
+SELF_BLEND = "self-blend:paste"
+
+
+def self_blends(real: ImageSet, n: int, seed: int = 0, truth: str = "changed") -> FakeSet:
+    """Up to n real images with a random region pasted from a restyled copy of themselves
+    ("self-blend:paste"); masked like model pastes, and left out where no pixel changed."""
+    generator = torch.Generator().manual_seed(seed)
+    originals = real.images[torch.randint(len(real), (n,), generator=generator)].float() / 255
+    edited, masks = _pasted(originals, _restyled(originals, generator), generator, truth)
+    return FakeSet(edited, masks, torch.zeros(len(edited), dtype=torch.long), [SELF_BLEND])
+
+
+def make_fakes(run_dirs: list[str | Path], real: ImageSet, n: int, seed: int = 0, truth: str = "changed",
+               self_blend: bool = False) -> FakeSet:
+    """The samples and pastes of every run (`model_fakes`), and n self-blended real images if asked."""
     names = [Path(r).name for r in run_dirs]
     if len(set(names)) != len(names):
         raise GenforgeError(f"fake sources are named after their run directories, and these repeat: {names}; "
                             "give the run directories distinct names")
-    return concat([model_fakes(r, real, n, seed + 1000 * i, truth) for i, r in enumerate(run_dirs)])
+    sets = [model_fakes(r, real, n, seed + 1000 * i, truth) for i, r in enumerate(run_dirs)]
+    if self_blend:
+        sets.append(self_blends(real, n, seed + 1000 * len(run_dirs), truth))
+    return concat(sets)

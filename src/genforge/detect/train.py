@@ -1,13 +1,13 @@
 """Training a detector: real images against genforge's own fakes, whose masks it knows.
 
-Every batch is half real, half fake (samples and pastes of every model, mixed), and goes
-through the same random augmentation. Two losses: binary cross-entropy of the image logit
-(real 0, fake 1), and per-pixel binary cross-entropy of the edit map (all zeros for a real
-image, all ones for a sample, the pixels a paste changed for a paste). The pixels of partly
-edited images weigh `edit_weight` times more: they are a small share of all pixels, yet they are
-the only ones that teach the map where an edit ends (BENCHMARKS.md: pixel AUC on pastes 0.81 at
-1x, 0.87 at 10x). A tenth of the images is held out and judged at the end; the card records the
-sources, threshold and those numbers.
+Every batch is half real, half fake (samples and pastes of every model and self-blended real
+images, mixed: fakes.py), and goes through the same random augmentation. Two losses: binary
+cross-entropy of the image logit (real 0, fake 1), and per-pixel binary cross-entropy of the
+edit map (all zeros for a real image, all ones for a sample, the pixels a paste changed for a
+paste). The pixels of partly edited images weigh `edit_weight` times more: they are a small
+share of all pixels, yet they are the only ones that teach the map where an edit ends
+(BENCHMARKS.md: pixel AUC on pastes 0.81 at 1x, 0.87 at 10x). A tenth of the images is held out
+and judged at the end; the card records the sources, threshold and those numbers.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class DetectTrainConfig:
     edit_weight: float = 10.0  # pixel-loss weight of partly edited images (pastes) against whole ones
     edit_truth: str = "changed"  # a paste's mask: the pixels it changed, or the region pasted (fakes.py)
     augment_p: float = 0.25
+    self_blend: bool = True  # also real images with a region pasted from a restyled copy of themselves (fakes.py)
     threshold: float = 0.5  # the verdict's cut; training is class-balanced, so 0.5 is even odds
     precision: str = DEFAULT_PRECISION  # fp32, bf16 or auto (train/precision.py)
     seed: int = 0
@@ -85,7 +86,7 @@ def train_detector(real: ImageSet, run_dirs: list[str | Path], out: str | Path |
     if not run_dirs:
         raise GenforgeError("give at least one run directory to make fakes from")
     generator = torch.Generator().manual_seed(config.seed)
-    fakes = make_fakes(run_dirs, real, config.fakes_per_source, config.seed, config.edit_truth)
+    fakes = make_fakes(run_dirs, real, config.fakes_per_source, config.seed, config.edit_truth, config.self_blend)
     real_images = real.images.float() / 255
     real_train, real_val = _split(len(real_images), generator)
     fake_train, fake_val = _split(len(fakes), generator)
