@@ -1,6 +1,6 @@
 """On a CUDA device (skipped where there is none, as in CI): every model trains there, its
-checkpoint resumes and samples on a CPU with the same images, and priors, evaluation and every
-edit run with the model on the GPU.
+checkpoint resumes and samples on a CPU with the same images, priors, evaluation and every
+edit run with the model on the GPU, and a detector trains there and judges as it does on a CPU.
 
 GENFORGE_TEST_DEVICE=cpu runs the same checks on the CPU (to check the tests themselves)."""
 
@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import genforge
+from genforge.detect import DetectTrainConfig, load_detector, train_detector
 from genforge.edit import Editor, FitConfig, centre_mask, read_images
 from genforge.metrics.evaluate import evaluate_model
 from genforge.models import MODELS, build_model
@@ -128,3 +129,19 @@ def test_the_edit_command_runs_its_latent_search_on_the_device(gpu_runs, tmp_pat
     with np.load(out) as saved:
         images = saved["images"]
     assert images.shape[0] == 4
+
+
+def test_a_detector_trains_on_the_device_and_judges_the_same_on_cpu(gpu_runs, mnist_small, tmp_path):
+    out = tmp_path / "det"
+    config = DetectTrainConfig(steps=60, batch_size=32, width=8, fakes_per_source=128, device=DEVICE)
+    detector, card = train_detector(mnist_small, list(gpu_runs.values()), out, config, progress=False)
+    assert next(detector.parameters()).device.type == torch.device(DEVICE).type
+    assert card["training"]["device"].startswith(torch.device(DEVICE).type) and card["training"]["steps"] == 60
+    digits = read_images("mnist:test:0-15", (1, 28, 28)).images.float() / 255
+    on_device, maps = load_detector(out, DEVICE)[0].predict(digits)
+    on_cpu, _ = load_detector(out, "cpu")[0].predict(digits)
+    assert on_device.device.type == "cpu" and maps.shape == (16, 1, 28, 28)
+    torch.testing.assert_close(on_device, on_cpu, atol=0.02, rtol=0)
+    judged = subprocess.run([sys.executable, "-m", "genforge", "detect", out, "mnist:test:0-3", "--device", DEVICE],
+                            capture_output=True, text=True, timeout=300)
+    assert judged.returncode == 0 and "4 judged" in judged.stdout, judged.stderr

@@ -1,7 +1,7 @@
 """`genforge detect`: judge images with a trained detector, or train one.
 
-    genforge detect DET_DIR IMAGE_OR_FOLDER_OR_SLICE... [--json FILE] [--heatmap DIR] [--threshold T]
-    genforge detect train --real DATA --fake RUN_DIR... --out DET_DIR [--steps N | --minutes M]
+    genforge detect DET_DIR IMAGE_OR_FOLDER_OR_SLICE... [--json FILE] [--heatmap DIR] [--threshold T] [--device D]
+    genforge detect train --real DATA --fake RUN_DIR... --out DET_DIR [--steps N | --minutes M] [--device D]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ TRAIN_ONLY = ("real", "fake", "out", "steps", "minutes", "edit_weight", "edit_tr
 
 
 def add_parser(sub) -> None:
-    from . import positive_float, positive_int
+    from . import device_name, positive_float, positive_int
     p = sub.add_parser("detect", help="tell real images from generated or edited ones", description=(
         "genforge detect DET_DIR INPUT...: print, for each image, the probability that it is generated or "
         "edited and the verdict at the detector's threshold; INPUT is an image file, a folder, an .npz "
@@ -37,6 +37,8 @@ def add_parser(sub) -> None:
     p.add_argument("--heatmap", help="write a PNG of each image with its edited regions in red to this folder")
     p.add_argument("--threshold", type=float, help="probability above which an image is called generated "
                    "or edited (default: the detector's own)")
+    p.add_argument("--device", type=device_name, default="cpu", help="where the detector runs (and trains): "
+                   "cpu, cuda or cuda:N")
     train = p.add_argument_group("train")
     train.add_argument("--real", help="real images: a data set or slice, e.g. mnist or mnist:train:0-9999")
     train.add_argument("--fake", nargs="+", metavar="RUN_DIR", help="run directories of the models to detect")
@@ -88,7 +90,7 @@ def train_command(args) -> int:
                                edit_weight=args.edit_weight or DetectTrainConfig.edit_weight,
                                edit_truth=args.edit_truth or DetectTrainConfig.edit_truth,
                                self_blend=DetectTrainConfig.self_blend if args.self_blend is None else args.self_blend,
-                               precision=args.precision or DetectTrainConfig.precision)
+                               precision=args.precision or DetectTrainConfig.precision, device=args.device)
     _, card = train_detector(real, args.fake, args.out, config, real_spec=args.real, progress=not args.no_progress)
     print(report(card))
     print(f"wrote {args.out}")
@@ -104,7 +106,7 @@ def judge(args) -> int:
     from ..report.grid import save_png
     if not args.inputs:
         raise GenforgeError(f"give images to judge: genforge detect {args.target} IMAGE_OR_FOLDER...")
-    detector, card = load_detector(args.target)
+    detector, card = load_detector(args.target, args.device)
     threshold = card["threshold"] if args.threshold is None else args.threshold
     items = [item for target in args.inputs for item in read_inputs(target, detector.config.in_channels,
                                                                    detector.config.image_size)]

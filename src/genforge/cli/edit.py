@@ -68,7 +68,7 @@ def run(args) -> int:
     from .. import api
     from ..detect import load_detector
     from ..edit import Editor, FitConfig, as_float, read_images
-    detector = load_detector(args.detector)[0] if args.detector else None
+    detector = load_detector(args.detector, args.device)[0] if args.detector else None
     search = FitConfig(steps=args.search_steps, restarts=args.restarts, seed=args.seed)
     if args.candidates is not None:
         search.candidates = args.candidates

@@ -89,13 +89,15 @@ class Detector(nn.Module):
 
     @torch.inference_mode()
     def predict(self, x: torch.Tensor, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-        """Probabilities (N,) that images are generated or edited, and edit maps (N, 1, H, W) in [0, 1]."""
+        """Probabilities (N,) that images are generated or edited, and edit maps (N, 1, H, W) in [0, 1],
+        on the CPU, whichever device the detector and `x` are on."""
         self.eval()
+        device = next(self.parameters()).device
         probs, maps = [], []
         for chunk in x.split(batch_size):
-            logit, mask_logits = self(chunk)
-            probs.append(torch.sigmoid(logit))
-            maps.append(torch.sigmoid(mask_logits))
+            logit, mask_logits = self(chunk.to(device))
+            probs.append(torch.sigmoid(logit).cpu())
+            maps.append(torch.sigmoid(mask_logits).cpu())
         return torch.cat(probs), torch.cat(maps)
 
 
@@ -110,8 +112,8 @@ def save_detector(detector: Detector, directory: str | Path, card: dict) -> Path
     return directory
 
 
-def load_detector(directory: str | Path) -> tuple[Detector, dict]:
-    """The detector of DIR in eval mode, and its card."""
+def load_detector(directory: str | Path, device: str | torch.device = "cpu") -> tuple[Detector, dict]:
+    """The detector of DIR in eval mode on `device`, and its card."""
     directory = Path(directory)
     if not directory.is_dir():
         raise GenforgeError(f"detector directory {directory} does not exist; train one with `genforge detect train`")
@@ -125,4 +127,4 @@ def load_detector(directory: str | Path) -> tuple[Detector, dict]:
         raise GenforgeError(f"{directory / CARD} is damaged or not a detector card") from None
     tensors, _ = read_safetensors(directory / WEIGHTS)
     load_weights(detector, tensors, directory / WEIGHTS)
-    return detector.eval(), card
+    return detector.to(device).eval(), card

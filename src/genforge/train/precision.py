@@ -4,8 +4,10 @@ On CPUs with AMX tiles (Intel Xeon of the 4th generation and later) oneDNN runs 
 convolutions and matrix products on them: genforge's models train 1.4-1.5x the steps in the
 same minutes on 2 cores, with the same loss per step, and the 15-minute Fashion-MNIST cvae-gan
 came out better for it (BENCHMARKS.md, "Training in bfloat16"). Elsewhere bfloat16 is emulated
-and slower than float32, so `auto` (the default) picks it only on CPUs with AMX (on CUDA it
-stays float32 until measured there; `bf16` asks for it anywhere). Weights, optimiser states and
+and slower than float32, so `auto` (the default) picks it only on CPUs with AMX. On CUDA it
+stays float32: on an H100 bfloat16 autocast trained these small models at 0.70-0.91x the float32
+speed (their small batches leave the GPU waiting on kernel launches, and autocast adds casts).
+`bf16` asks for it anywhere. Weights, optimiser states and
 the losses' reductions stay float32: autocast runs the convolutions and matrix products in
 bfloat16, nothing else. Sampling and evaluation stay float32.
 """
@@ -34,7 +36,7 @@ def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
         return precision
-    # CUDA stays float32 under `auto` until bfloat16 is measured there (no GPU in CI); `bf16` asks.
+    # CUDA stays float32 under `auto`: bfloat16 measured slower there (module docstring); `bf16` asks.
     return "bf16" if torch.device(device).type == "cpu" and cpu_has_amx() else "fp32"
 
 
