@@ -1,7 +1,9 @@
 """The VAE family (beta-VAE, conditional VAE) and the ex-post latent priors fitted to their codes."""
 
+import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,6 +14,7 @@ from genforge.errors import GenforgeError
 from genforge.metrics.feature_net import load_feature_net
 from genforge.models import build_model
 from genforge.priors import fit_prior, load_prior, save_prior
+from genforge.report.grid import to_uint8
 from genforge.train.batches import batches
 from genforge.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -103,6 +106,20 @@ def test_priors_learn_a_many_moded_distribution(kind, options):
     assert (cluster_fit(three)[1][3]) > 0.95
 
 
+@pytest.mark.parametrize("kind, options", [("gmm", {"components": 6}), ("flow", {"train_steps": 1000})])
+def test_temperature_widens_the_codes(kind, options):
+    prior = fit_prior(kind, blobs(3000, seed=0)[0], **options)
+    assert torch.equal(prior.sample(50, torch.Generator().manual_seed(1)),
+                       prior.sample(50, torch.Generator().manual_seed(1), temperature=1.0))
+    spread, shares = {}, {}
+    for t in (0.5, 1.0, 1.5):
+        spread[t], shares[t] = cluster_fit(prior.sample(2000, torch.Generator().manual_seed(0), temperature=t))
+    assert spread[0.5] < 0.8 * spread[1.0] and spread[1.5] > 1.2 * spread[1.0], spread
+    if kind == "gmm":  # each component widened about its mean: the spread scales with T, the modes stay
+        assert abs(spread[0.5] / spread[1.0] - 0.5) < 0.05 and abs(spread[1.5] / spread[1.0] - 1.5) < 0.1, spread
+        assert torch.equal(shares[0.5], shares[1.0]) and torch.equal(shares[1.5], shares[1.0])
+
+
 @pytest.mark.parametrize("covariance", ["full", "diag"])
 def test_gmm_density_is_scikit_learns_for_each_class(covariance):
     from sklearn.mixture import GaussianMixture
@@ -146,6 +163,24 @@ def test_train_fits_a_prior_that_sampling_uses(run_with_gmm, tmp_path):
     for prior in ("none", "gmm"):
         assert main(["sample", str(run_with_gmm), "--n", "4", "--prior", prior, "--out", str(tmp_path / prior)]) == 0
         assert len(list((tmp_path / prior).iterdir())) == 4
+
+
+def test_sampling_temperature_reaches_the_api_and_the_cli(run_with_gmm, tmp_path, capsys):
+    model = genforge.load(run_with_gmm)
+    assert torch.equal(model.sample(8, seed=3), model.sample(8, seed=3, temperature=1.0))
+    for prior in ("gmm", "none"):
+        cool, warm = (model.sample(500, seed=3, prior=prior, temperature=t) for t in (0.3, 2.0))
+        assert warm.std(0).mean() > cool.std(0).mean(), prior  # wider codes, more varied images
+    with pytest.raises(GenforgeError, match="temperature must be positive"):
+        model.sample(4, temperature=0)
+    assert main(["sample", str(run_with_gmm), "--n", "4", "--temperature", "1.3", "--out", str(tmp_path / "t.npz")]) == 0
+    assert np.array_equal(np.load(tmp_path / "t.npz")["images"], to_uint8(model.sample(4, seed=0, temperature=1.3)))
+    assert main(["eval", str(run_with_gmm), "--n", "200", "--nll-images", "0", "--temperature", "1.3",
+                 "--json", str(tmp_path / "e.json")]) == 0
+    assert "(temperature 1.3)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "e.json").read_text())["temperature"] == 1.3
+    assert main(["sample", str(run_with_gmm), "--temperature", "-1", "--out", str(tmp_path / "x")]) == 2
+    assert "--temperature" in capsys.readouterr().err
 
 
 def test_genforge_prior_takes_the_priors_options(run_with_gmm, tmp_path, capsys):

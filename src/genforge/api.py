@@ -51,20 +51,28 @@ class Model:
         return self.prior.kind if self.prior is not None else "none"
 
     def sample(self, n: int, seed: int | None = 0, labels: torch.Tensor | int | None = None,
-               batch_size: int = 1000, prior: str = "auto") -> torch.Tensor:
+               batch_size: int = 1000, prior: str = "auto", temperature: float = 1.0) -> torch.Tensor:
         """n images (N, C, H, W) in [0, 1] on the CPU. The same seed gives the same images,
         whatever the batch size: all latent codes are drawn first, in one call.
 
         `prior`: "auto" draws z from the run's fitted latent prior when it has one, "none" from
-        the standard normal, "gmm" or "flow" from that fitted prior (an error if not fitted)."""
+        the standard normal, "gmm" or "flow" from that fitted prior (an error if not fitted).
+
+        `temperature` widens (> 1) or narrows (< 1) the spread of z: N(0, T^2 I), each component
+        of a fitted mixture about its mean, or a flow's noise, scaled by T (a flow's modes then
+        also change how often they are drawn). Wider codes trade precision for recall
+        (BENCHMARKS.md, "Sampling temperature")."""
         if n <= 0:
             raise GenforgeError(f"the number of images must be positive, got {n}")
+        if not temperature > 0:
+            raise GenforgeError(f"the temperature must be positive, got {temperature}")
         if labels is not None and not self.module.is_conditional:
             raise GenforgeError(f"model {self.name!r} is not conditional; it cannot sample a given label")
         latent_prior = self._latent_prior(prior)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         labels = self._labels(n, labels, generator)
-        z = latent_prior.sample(n, generator, labels) if latent_prior else self.module.latent(n, generator)
+        z = (latent_prior.sample(n, generator, labels, temperature) if latent_prior
+             else temperature * self.module.latent(n, generator))
         out = []
         with torch.inference_mode():
             for i in range(0, n, batch_size):

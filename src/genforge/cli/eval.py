@@ -33,6 +33,8 @@ def add_parser(sub) -> None:
                         "network of the FID convention (needs torch-fidelity and its weights)")
     p.add_argument("--prior", choices=PRIOR_CHOICES, default="auto", help="RUN_DIR of an autoencoder: draw z "
                    "from its fitted prior (auto, the default, or gmm/flow by name) or from the standard normal (none)")
+    p.add_argument("--temperature", type=positive_float, default=1.0, help="RUN_DIR: spread of z: above 1 "
+                   "wider (more varied, less precise images), below 1 narrower (default 1)")
     p.add_argument("--json", help="also write the results as JSON to this file")
     p.add_argument("--data-dir", help="look here first for data files")
     p.add_argument("--nll-images", type=int, default=1000, help="test images for the likelihood estimate (0: skip)")
@@ -59,7 +61,7 @@ def run(args) -> int:
         model = api.load(args.target, args.device)
         result = evaluate_model(model, n=args.n, seed=args.seed, data_dir=args.data_dir,
                                 nll_images=args.nll_images, nll_k=args.nll_k, features=args.features,
-                                prior=args.prior)
+                                prior=args.prior, temperature=args.temperature)
     else:
         raise GenforgeError("give a RUN_DIR, --images PATH --dataset NAME, or train-features --dataset NAME")
     print(table(result))
@@ -75,6 +77,8 @@ def table(result: dict) -> str:
     about = (f"{net['dataset']} classifier, test accuracy {net['test_accuracy']:.2%}"
              if net["network"] == "classifier" else net["weights"])
     sampled = f" (z from the {result['prior']} prior)" if result.get("prior", "none") != "none" else ""
+    if result.get("temperature", 1.0) != 1.0:
+        sampled += f" (temperature {result['temperature']:g})"
     lines = [f"{result.get('n_fake')} images{sampled} against {result.get('n_real')} real test images "
              f"(features: {about})", f"{'metric':20s} {'value':>10s} {'real floor':>11s}"]
     for key in ORDER:

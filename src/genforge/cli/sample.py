@@ -10,7 +10,7 @@ PRIOR_CHOICES = ["auto", "none", *PRIORS]
 
 
 def add_parser(sub) -> None:
-    from . import device_name, positive_int
+    from . import device_name, positive_float, positive_int
     p = sub.add_parser("sample", help="write images from a trained model", description=(
         "Write N images: a folder of PNG files, or, when PATH ends in .npz, one uint8 array 'images' "
         "of shape (N, H, W, C); with --grid, one PNG tiling them. The same seed gives the same images."))
@@ -23,13 +23,15 @@ def add_parser(sub) -> None:
     p.add_argument("--prior", choices=PRIOR_CHOICES, default="auto", help="where z comes from: auto (the run's "
                    "fitted prior if it has one, else the standard normal; default), none (the standard normal), "
                    "or a fitted prior by name")
+    p.add_argument("--temperature", type=positive_float, default=1.0, help="spread of z: above 1 "
+                   "wider (more varied, less precise images), below 1 narrower (default 1)")
     p.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     model = api.load(args.run_dir, args.device)
-    images = model.sample(args.n, seed=args.seed, labels=args.label, prior=args.prior)
+    images = model.sample(args.n, seed=args.seed, labels=args.label, prior=args.prior, temperature=args.temperature)
     path = save_images(images, args.out, grid=args.grid)
     print(f"wrote {args.n} images to {path}")
     return 0

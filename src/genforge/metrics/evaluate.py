@@ -132,10 +132,11 @@ def evaluate_images(images: torch.Tensor, dataset: str, requested: torch.Tensor 
 
 
 def evaluate_model(model, n: int = 10_000, seed: int = 0, data_dir=None, nll_images: int = 1000,
-                   nll_k: int = 100, features: str = "classifier", prior: str = "auto") -> dict:
+                   nll_k: int = 100, features: str = "classifier", prior: str = "auto",
+                   temperature: float = 1.0) -> dict:
     """Samples n images from a loaded model (`genforge.load`) and reports every metric that
     applies: the sample metrics, and for autoencoders reconstruction and likelihood on the test split.
-    `prior` picks where an autoencoder's z come from (see `Model.sample`)."""
+    `prior` picks where an autoencoder's z come from, `temperature` their spread (see `Model.sample`)."""
     from .nll import ImportanceNLL
     from .reconstruction import ReconstructionError
 
@@ -146,8 +147,9 @@ def evaluate_model(model, n: int = 10_000, seed: int = 0, data_dir=None, nll_ima
     if model.module.is_conditional:
         num_classes = len(model.run_config["data"]["classes"])
         requested = torch.arange(n) % num_classes  # balanced: every class asked for equally
-    images = model.sample(n, seed=seed, labels=requested, prior=prior)
+    images = model.sample(n, seed=seed, labels=requested, prior=prior, temperature=temperature)
     out = {"model": model.name, "dataset": dataset, "prior": model.prior_kind if prior == "auto" else prior,
+           "temperature": temperature,
            **evaluate_images(images, dataset, requested, data_dir, features, copying=True)}
     if model.module.is_autoencoder:
         test_split = real_split(dataset, "test", data_dir=data_dir)

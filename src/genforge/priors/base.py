@@ -41,8 +41,9 @@ class LatentPrior(nn.Module):
         raise NotImplementedError
 
     def sample(self, n: int, generator: torch.Generator | None = None,
-               labels: torch.Tensor | None = None) -> torch.Tensor:
-        """n codes (n, dim) on the CPU; the same seeded generator gives the same codes."""
+               labels: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
+        """n codes (n, dim) on the CPU; the same seeded generator gives the same codes.
+        `temperature` scales the noise the codes are made from (1: the fitted density)."""
         raise NotImplementedError
 
     def check_input(self, z: torch.Tensor, labels: torch.Tensor | None) -> None:

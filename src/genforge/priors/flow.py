@@ -72,9 +72,9 @@ class FlowPrior(LatentPrior):
         return self
 
     @torch.no_grad()
-    def sample(self, n, generator=None, labels=None):
+    def sample(self, n, generator=None, labels=None, temperature=1.0):
         self.check_labels(labels, n)
-        x = torch.randn(n, self.dim, generator=generator)
+        x = temperature * torch.randn(n, self.dim, generator=generator)  # wider noise, as Glow's temperature
         dt = 1.0 / self.sample_steps
         for i in range(self.sample_steps):  # Heun's method: second order for a handful more calls
             t = torch.tensor([[i * dt]])

@@ -69,11 +69,11 @@ class GaussianMixturePrior(LatentPrior):
             self.scale_tril[g] = torch.from_numpy(np.linalg.cholesky(covariances))
         return self
 
-    def sample(self, n, generator=None, labels=None):
+    def sample(self, n, generator=None, labels=None, temperature=1.0):
         self.check_labels(labels, n)
         group = labels if labels is not None else torch.zeros(n, dtype=torch.long)
         component = torch.multinomial(self.weights[group], 1, generator=generator).squeeze(1)
-        eps = torch.randn(n, self.dim, 1, generator=generator)
+        eps = temperature * torch.randn(n, self.dim, 1, generator=generator)  # each component widened
         return self.means[group, component] + (self.scale_tril[group, component] @ eps).squeeze(-1)
 
     def log_prob(self, z, labels=None):
