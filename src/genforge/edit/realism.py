@@ -27,4 +27,4 @@ def realism(model: GenerativeModel, x: torch.Tensor, labels: torch.Tensor | None
 
 def detector_realism(detector: Detector, x: torch.Tensor) -> torch.Tensor:
     """The detector's probability (N,) that each image is real (neither generated nor edited)."""
-    return 1 - detector.predict(x.cpu(), batch_size=BATCH)[0]
+    return 1 - detector.predict(x, batch_size=BATCH)[0]  # predict moves x to the detector and back
