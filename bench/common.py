@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import platform
@@ -44,3 +45,16 @@ def write_block(path: Path, block: str, start: str, end: str) -> None:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def model_label(model) -> str:
+    """The model's name and each setting of its config that differs from the model's default."""
+    config, default = model.module.config, type(model.module.config)()
+    changed = [f"{f.name}={getattr(config, f.name)}" for f in dataclasses.fields(config)
+               if f.name not in ("image_shape", "num_classes", "batch_size")
+               and getattr(config, f.name) != getattr(default, f.name)]
+    # The batch a run trained with is the train config's; the model config keeps its default.
+    batch = model.run_config.get("train", {}).get("batch_size")
+    if batch is not None and batch != getattr(default, "batch_size", batch):
+        changed.append(f"batch_size={batch}")
+    return " ".join([model.name, *changed])

@@ -1,6 +1,7 @@
 """How well each edit works on a trained model: class change, inversion, inpainting, time.
 
-    python bench/edit_bench.py RUN_DIR [--n 1000] [--hybrid] [--samples 4] [--write-md BENCHMARKS.md]
+    python bench/edit_bench.py RUN_DIR [--n 1000] [--hybrid] [--samples 4] [--neighbours 8]
+        [--write-md BENCHMARKS.md] [--block NAME]
 
 On n test images of the run's data set, judged by the data set's shipped classifier:
 - class change (attribute vector; class swap for a conditional model): each image is sent to a
@@ -14,7 +15,8 @@ On n test images of the run's data set, judged by the data set's shipped classif
 - inpainting with a centre 14x14 box and a random half-image mask: MSE inside the mask and
   the classifier's accuracy on the completed images, for one completion and for the mean of
   --samples completions (a conditional model given the true label, and again left to find
-  it), beside mean-image and nearest-neighbour fill;
+  it), beside mean-image and nearest-neighbour fill; with --neighbours K, again with the codes
+  of the K training images nearest on the known pixels among the search's starts;
 - seconds per image of each edit on this machine (latent search included).
 """
 
@@ -35,7 +37,7 @@ from genforge.edit.classify import class_reads, features
 from genforge.edit.encoder import FILE as ENCODER_FILE
 from genforge.metrics.fid import feature_stats, frechet_distance
 
-from common import command, machine, write_block  # noqa: E402
+from common import command, machine, model_label, write_block  # noqa: E402
 
 MD_START, MD_END = "<!-- edit:{}:start -->", "<!-- edit:{}:end -->"
 
@@ -79,7 +81,8 @@ def class_change(editor: Editor, x: torch.Tensor, labels: torch.Tensor, test, sw
             "style_kept": float(kept), "seconds_per_image": seconds / len(x)}
 
 
-def inpainting(editor: Editor, x: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, samples: int) -> dict:
+def inpainting(editor: Editor, x: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, samples: int,
+               with_neighbours: Editor | None = None) -> dict:
     cond = labels if editor.model.is_conditional else None
     filled, seconds = timed(editor.inpaint, x, mask, cond)
     progress("inpainting", seconds)
@@ -94,6 +97,13 @@ def inpainting(editor: Editor, x: torch.Tensor, labels: torch.Tensor, mask: torc
         if samples > 1:
             fills[f"model, label found, mean of {samples}"], seconds = timed(editor.inpaint, x, mask, samples=samples)
             progress(f"inpainting, label found, mean of {samples}", seconds)
+    if with_neighbours is not None:  # the same searches, started also from training neighbours' codes
+        k = with_neighbours.neighbours
+        for found, given in [("", cond)] + ([(", label found", None)] if cond is not None else []):
+            for average in sorted({1, samples}):
+                name = f"model{found}, {k} neighbours" + (f", mean of {average}" if average > 1 else "")
+                fills[name], seconds = timed(with_neighbours.inpaint, x, mask, given, samples=average)
+                progress(f"inpainting{found}, {k} neighbours, mean of {average}", seconds)
     for name, fill in {**fills, **editor.baselines(x, mask)}.items():
         out[name] = fill_scores(editor, x, labels, mask, fill)
     return out
@@ -106,7 +116,8 @@ def fill_scores(editor: Editor, x: torch.Tensor, labels: torch.Tensor, mask: tor
             "accuracy": float((editor.reads(fill) == labels).float().mean())}
 
 
-def bench(run_dir: Path, n: int, seed: int, steps: int, restarts: int, hybrid: bool = False, samples: int = 4) -> dict:
+def bench(run_dir: Path, n: int, seed: int, steps: int, restarts: int, hybrid: bool = False, samples: int = 4,
+          neighbours: int = 0) -> dict:
     model = genforge.load(run_dir)
     fit = FitConfig(steps=steps, restarts=restarts, seed=seed)
     editor = Editor(model, fit, seed=seed, hybrid=hybrid)
@@ -123,7 +134,7 @@ def bench(run_dir: Path, n: int, seed: int, steps: int, restarts: int, hybrid: b
 
     recon, seconds = timed(editor.reconstruct, x, cond_labels)
     progress("inversion", seconds)
-    result = {"model": model.name, "dataset": dataset, "n": n, "hybrid": hybrid,
+    result = {"model": model.name, "label": model_label(model), "dataset": dataset, "n": n, "hybrid": hybrid,
               "attribute_method": editor.default_attribute_method,
               "search_prior": editor.search_prior.kind if editor.search_prior is not None else None,
               "inversion": {**reconstruction_quality(x, recon, editor.feature_net), "seconds_per_image": seconds / n}}
@@ -136,8 +147,11 @@ def bench(run_dir: Path, n: int, seed: int, steps: int, restarts: int, hybrid: b
                                                                          generator)
     progress("class change", result["swap_class" if conditional else "attribute"]["seconds_per_image"] * n)
     size = editor.image_shape[1]
-    result["inpaint_centre"] = inpainting(editor, x, labels, centre_mask(size, size // 2), samples)
-    result["inpaint_half"] = inpainting(editor, x, labels, random_half_masks(n, size, generator), samples)
+    with_neighbours = Editor(model, fit, seed=seed, hybrid=hybrid, neighbours=neighbours) if neighbours else None
+    result["neighbours"] = neighbours
+    result["inpaint_centre"] = inpainting(editor, x, labels, centre_mask(size, size // 2), samples, with_neighbours)
+    result["inpaint_half"] = inpainting(editor, x, labels, random_half_masks(n, size, generator), samples,
+                                        with_neighbours)
     return result
 
 
@@ -145,11 +159,11 @@ COND_NOTE = ("- a conditional model inverts and inpaints given each image's true
              "see no label), and inpaints again with the label left to the search (\"label found\")")
 
 
-def markdown(r: dict) -> str:
+def markdown(r: dict, block: str) -> str:
     inv, change_key = r["inversion"], "swap_class" if "swap_class" in r else "attribute"
     change, edit = r[change_key], change_key.replace("_", " ")
-    lines = [MD_START.format(r["model"] + "-" + r["dataset"]),
-             f"## Edits: {r['model']} on {r['dataset']} ({r['n']} test images)", "",
+    lines = [MD_START.format(block),
+             f"## Edits: {r.get('label', r['model'])} on {r['dataset']} ({r['n']} test images)", "",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
              f"- machine: {machine()}, cpu",
              f"- command: `{command()}`"]
@@ -160,6 +174,10 @@ def markdown(r: dict) -> str:
     if r.get("search_prior"):
         lines.append(f"- inpainting searches under the run's fitted {r['search_prior']} latent prior (`--search-prior "
                      "fitted`, the default): its draws screened for starts, its density the search's prior term")
+    if r.get("neighbours"):
+        lines.append(f"- \"{r['neighbours']} neighbours\": the search starts also from the codes of the "
+                     f"{r['neighbours']} training images nearest on the known pixels (`--neighbours "
+                     f"{r['neighbours']}`; the encoder's guess and the best neighbour's each take one of the 3 starts)")
     lines += ["", "| edit | measure | value |", "|---|---|---:|"]
     inversions = [("inversion (hybrid: encoder + search)", inv), ("inversion (search alone)", r["inversion_plain"])] \
         if r.get("hybrid") else [("inversion", inv)]
@@ -184,7 +202,7 @@ def markdown(r: dict) -> str:
         if "mean_seconds_per_image" in r[key]:
             seconds = r[key]["mean_seconds_per_image"]
             lines.append(f"| {label} | mean of completions: seconds per image | {seconds:.4f} | |")
-    return "\n".join(lines + [MD_END.format(r["model"] + "-" + r["dataset"])])
+    return "\n".join(lines + [MD_END.format(block)])
 
 
 def main() -> None:
@@ -197,13 +215,18 @@ def main() -> None:
     p.add_argument("--hybrid", action="store_true", help="GANs: start latent search from a learned encoder")
     p.add_argument("--samples", type=int, default=4, help="inpainting: also the mean of this many completions "
                    "(1: the single completion alone)")
+    p.add_argument("--neighbours", type=int, default=0, help="inpainting: also the searches started from the "
+                   "codes of this many training neighbours (genforge edit --neighbours)")
     p.add_argument("--write-md", type=Path, help="write the table into this markdown file")
+    p.add_argument("--block", help="name of the Markdown block (default: MODEL-DATASET), for a second run of "
+                   "the same model")
     args = p.parse_args()
-    result = bench(args.run_dir, args.n, args.seed, args.search_steps, args.restarts, args.hybrid, args.samples)
-    block = markdown(result)
+    result = bench(args.run_dir, args.n, args.seed, args.search_steps, args.restarts, args.hybrid, args.samples,
+                   args.neighbours)
+    key = args.block or result["model"] + "-" + result["dataset"]
+    block = markdown(result, key)
     print(block)
     if args.write_md:
-        key = result["model"] + "-" + result["dataset"]
         write_block(args.write_md, block, MD_START.format(key), MD_END.format(key))
 
 

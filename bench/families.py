@@ -18,7 +18,6 @@ every setting of a run that differs from its model's defaults.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import os
@@ -40,7 +39,7 @@ from genforge.metrics.evaluate import evaluate_images  # noqa: E402
 from genforge.report import make_grid  # noqa: E402
 from genforge.train import RunDir  # noqa: E402
 
-from common import command, machine, write_block  # noqa: E402
+from common import command, machine, model_label as label, write_block  # noqa: E402
 
 EVAL_N = 10_000
 EVAL_CACHE = "families-eval.json"
@@ -99,19 +98,6 @@ def run_trainings(jobs: list[tuple[Path, list[str]]], parallel: int) -> None:
 def trained(run: Path) -> bool:
     """A finished run: `train` writes the report last (a killed run may have weights already)."""
     return RunDir(run).report.exists()
-
-
-def label(model: genforge.api.Model) -> str:
-    """The model's name and each setting of its config that differs from the model's default."""
-    config, default = model.module.config, type(model.module.config)()
-    changed = [f"{f.name}={getattr(config, f.name)}" for f in dataclasses.fields(config)
-               if f.name not in ("image_shape", "num_classes", "batch_size")
-               and getattr(config, f.name) != getattr(default, f.name)]
-    # The batch a run trained with is the train config's; the model config keeps its default.
-    batch = model.run_config.get("train", {}).get("batch_size")
-    if batch is not None and batch != getattr(default, "batch_size", batch):
-        changed.append(f"batch_size={batch}")
-    return " ".join([model.name, *changed])
 
 
 def evaluate_run(run: Path, dataset: str, priors: list[str]) -> list[dict]:

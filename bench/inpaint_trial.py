@@ -9,7 +9,9 @@ an estimate of the posterior mean, which is what masked MSE rewards, and `prior=
 an autoencoder searched under its run's fitted latent prior (the default) or N(0, I);
 `label=found` leaves a conditional model's class to the search (`label=found-without-guesses`:
 without the encoder's guess under each class among its starts, as before 2026-11-28);
-`default=` is today's FitConfig. Every variant fills the same n test images under the edit bench's two masks (centre
+`neighbours=K`: the codes of the K training images nearest on the known pixels join the
+search's guesses (`guess_starts=M` of them, with the encoder's, take starts; a GAN's through
+the hybrid encoder, `--hybrid`); `default=` is today's FitConfig. Every variant fills the same n test images under the edit bench's two masks (centre
 14x14, random half); the mean-image and nearest-neighbour fills are measured once beside them.
 """
 
@@ -32,9 +34,10 @@ from genforge.edit.invert import generate
 from edit_bench import fill_scores
 
 
-def parse_variant(text: str) -> tuple[FitConfig, int, bool, str]:
+def parse_variant(text: str) -> tuple[FitConfig, int, bool, str, int]:
     settings = parse_overrides([item for item in text.removeprefix("default=").split(",") if item])
     average = int(settings.pop("average", 1))
+    neighbours = int(settings.pop("neighbours", 0))
     prior = str(settings.pop("prior", "fitted"))
     label = str(settings.pop("label", "given"))
     if prior not in ("fitted", "normal"):
@@ -42,7 +45,7 @@ def parse_variant(text: str) -> tuple[FitConfig, int, bool, str]:
     if label not in ("given", "found", "found-without-guesses"):
         raise SystemExit(f"variant {text!r}: label is given, found or found-without-guesses")
     try:
-        return FitConfig(**settings), average, prior == "fitted", label
+        return FitConfig(**settings), average, prior == "fitted", label, neighbours
     except TypeError as e:
         raise SystemExit(f"variant {text!r}: {e}") from None
 
@@ -62,9 +65,10 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--variant", action="append", default=[], help="FIELD=VALUE,... (repeatable)")
     p.add_argument("--json", type=Path, help="write the results here too")
+    p.add_argument("--hybrid", action="store_true", help="a GAN's inversion encoder reads the neighbours' codes")
     args = p.parse_args()
     model = genforge.load(args.run_dir, device=args.device)
-    editor = Editor(model, seed=args.seed)
+    editor = Editor(model, seed=args.seed, hybrid=args.hybrid)
     dataset = model.run_config["data"]["dataset"]
     test = read_images(f"{dataset}:test", editor.image_shape)
     generator = torch.Generator().manual_seed(args.seed)
@@ -74,18 +78,20 @@ def main() -> None:
     size = editor.image_shape[1]
     masks = {"centre": centre_mask(size, size // 2), "half": random_half_masks(args.n, size, generator)}
     results = {"run": str(args.run_dir), "n": args.n, "device": args.device, "rows": []}
+    train = (editor.train.images.float() / 255, editor.train.labels)
     for name, mask in masks.items():
         for base, filled in editor.baselines(x, mask).items():
             results["rows"].append({"mask": name, "fill": base, **fill_scores(editor, x, labels, mask, filled)})
         for text in args.variant or ["default="]:
-            fit, average, fitted_prior, label = parse_variant(text)
+            fit, average, fitted_prior, label, neighbours = parse_variant(text)
             prior = editor.search_prior if fitted_prior else None
             start = time.perf_counter()
             if label == "found-without-guesses":
                 filled = fill_without_class_guesses(editor.model, x, mask, fit, prior)
             else:
                 filled = inpaint(editor.model, x, mask, cond if label == "given" else None, fit=fit,
-                                 samples=average, prior=prior)
+                                 samples=average, prior=prior, neighbours=neighbours, train=train,
+                                 encoder=editor.encoder if neighbours else None)
             seconds = (time.perf_counter() - start) / args.n
             results["rows"].append({"mask": name, "fill": text, "seconds_per_image": seconds,
                                     **fill_scores(editor, x, labels, mask, filled)})

@@ -29,8 +29,7 @@ from genforge.cli.train import parse_overrides
 from genforge.metrics.evaluate import evaluate_images, real_split, reconstruct
 from genforge.priors import fit_prior
 
-from common import block_header, write_block
-from families import label
+from common import block_header, model_label as label, write_block
 
 MD_START, MD_END = "<!-- prior-sweep:{}:start -->", "<!-- prior-sweep:{}:end -->"
 COLUMNS = ("fid", "precision", "recall", "density", "coverage", "nn_ratio", "copies")

@@ -21,8 +21,7 @@ import genforge
 from genforge.metrics.evaluate import DECODED, decoded_codes, evaluate_images
 from genforge.train import RunDir
 
-from common import block_header, write_block
-from families import label
+from common import block_header, model_label as label, write_block
 
 MD_START, MD_END = "<!-- recall-ceiling:{}:start -->", "<!-- recall-ceiling:{}:end -->"
 

@@ -44,6 +44,9 @@ def add_parser(sub) -> None:
                    "(Gaussian sigma in pixels; 0 changes only masked pixels)")
     p.add_argument("--samples", type=positive_int, default=1, help="inpaint: average this many completions "
                    "(softer fill, lower error where the hole leaves the content open; K times the time)")
+    p.add_argument("--neighbours", type=positive_int, help="inpaint: also start the search from the codes of the "
+                   "K training images nearest on the known pixels (autoencoders, or GANs with --hybrid; 8 is a "
+                   "good start: BENCHMARKS.md)")
     p.add_argument("--num-directions", type=positive_int, default=5)
     p.add_argument("--span", type=positive_float, default=3.0, help="directions: walk +-span standard deviations")
     p.add_argument("--search-steps", type=positive_int, default=150, help="latent search: Adam steps")
@@ -74,7 +77,7 @@ def run(args) -> int:
         search.candidates = args.candidates
     editor = Editor(api.load(args.run_dir, args.device), search,
                     progress=not args.no_progress, seed=args.seed, hybrid=args.hybrid, detector=detector,
-                    fitted_prior=args.search_prior == "fitted")
+                    fitted_prior=args.search_prior == "fitted", neighbours=args.neighbours or 0)
     images = read_images(args.input, editor.image_shape)
     summary = OPERATIONS[args.op](editor, images, as_float(images), args)
     print(summary)
@@ -137,6 +140,8 @@ def inpaint(editor, images, x, args) -> str:
     labels = images.labels if editor.model.is_conditional else None
     out = editor.inpaint(x, mask, labels, args.blend, args.samples)
     name = "model" if args.samples == 1 else f"model (mean of {args.samples})"
+    if editor.neighbours:
+        name += f", started from {editor.neighbours} training neighbours"
     if editor.search_prior is not None:
         name += f", {editor.search_prior.kind} prior"
     if editor.model.is_conditional and labels is None:

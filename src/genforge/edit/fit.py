@@ -13,6 +13,8 @@ classes, each start keeps the label it was screened with, and the image keeps th
 its best start. So a conditional model can complete an image whose class nobody told it. An
 autoencoder's encoder guesses a code under every class; the guess that fits best takes the
 last start (Fashion-MNIST cvae-gan, centre box read right 86.0% -> 87.3%; BENCHMARKS.md).
+Guesses in general (the encoder's, the codes of the training images nearest on the known
+pixels) are screened like candidates, and the best `guess_starts` of them take the last starts.
 
 An autoencoder with a fitted latent prior (a Gaussian mixture over its codes, `priors/`) is
 searched under that prior rather than N(0, I): candidates are drawn from it and its negative
@@ -46,6 +48,7 @@ class FitConfig:
     prior_weight: float = 1e-3  # keeps z where the generator was trained: times -2 log p(z) / dim, ||z||^2 / dim for N(0, I)
     batch_size: int = 256
     seed: int = 0
+    guess_starts: int = 1  # how many of the restarts the best-fitting guesses (`init`) take
 
 
 @dataclass
@@ -59,11 +62,14 @@ class Fit:
 def fit_latents(model: GenerativeModel, target: torch.Tensor, labels: torch.Tensor | None = None,
                 known: torch.Tensor | None = None, init: torch.Tensor | None = None,
                 feature_net: FeatureNet | None = None, config: FitConfig = FitConfig(),
-                prior: LatentPrior | None = None, progress: bool = False) -> Fit:
+                prior: LatentPrior | None = None, progress: bool = False,
+                init_labels: torch.Tensor | None = None) -> Fit:
     """Codes z minimising the pixel MSE to `target` (over the `known` pixels, 1 = known) plus,
-    with a feature network, the MSE of its features. `init` (N, latent_dim) replaces the last
-    start (an encoder's guess); when the labels are searched, `init` (N, num_classes, latent_dim)
-    holds a guess under each class, and the one closest to the target replaces the last start.
+    with a feature network, the MSE of its features. `init` guesses codes: (N, latent_dim) one per
+    image, which replaces the last start, or (N, G, latent_dim) several, of which the
+    `config.guess_starts` closest to the target replace the last starts. When the labels are
+    searched, `init_labels` (N, G) are the guesses' labels; without them `init` holds a guess
+    under each class (N, num_classes, latent_dim).
     `prior`: a fitted latent prior with a density (`log_prob`) to search under instead of
     N(0, I). A conditional model given no `labels` searches them too. Runs on the model's
     device; takes and returns CPU tensors."""
@@ -83,7 +89,8 @@ def fit_latents(model: GenerativeModel, target: torch.Tensor, labels: torch.Tens
     fits = []
     for i in chunks:
         part = slice(i, i + config.batch_size)
-        on_model = [None if t is None else t[part].to(model.device) for t in (target, labels, known, init)]
+        on_model = [None if t is None else t[part].to(model.device)
+                    for t in (target, labels, known, init, init_labels)]
         fits.append(_fit_batch(model, *on_model, feature_net, prior, density, config, generator, bar))
     bar.close()
     return Fit(*(None if t[0] is None else torch.cat(t).cpu()
@@ -129,12 +136,13 @@ def _start_labels(model, labels, k: int, n: int) -> torch.Tensor | None:
 
 
 @torch.no_grad()
-def _starts(model, prior, target, labels, known, r: int, candidates: int, generator, class_guesses=None):
+def _starts(model, prior, target, labels, known, r: int, config: FitConfig, generator, guesses=None,
+            guess_labels=None):
     """(r, n, latent_dim) starting codes and their (r, n) labels (None for an unconditional
-    model): r draws per image, or the r of `candidates` draws whose images come closest to the
-    target (on the known pixels); with `class_guesses` (n, num_classes, latent_dim), when the
-    labels are searched, the closest guess takes the last start."""
-    n = len(target)
+    model): r draws per image, or the r of `config.candidates` draws whose images come closest
+    to the target (on the known pixels); then the best `config.guess_starts` of `guesses`
+    (n, g, latent_dim; labels (n, g) when the labels are searched) take the last starts."""
+    n, candidates = len(target), config.candidates
     if model.is_conditional and labels is None:
         candidates = max(candidates, model.config.num_classes)  # every class gets screened
     if candidates <= r:
@@ -144,11 +152,18 @@ def _starts(model, prior, target, labels, known, r: int, candidates: int, genera
         pool_labels = _start_labels(model, labels, candidates, n)
         pool = _draw(model, prior, candidates, n, pool_labels, generator)
         z, z_labels = _screen(model, pool, pool_labels, target, known, r)
-    if class_guesses is not None:  # the best-fitting guess in place of the worst screened start
-        guess_labels = _start_labels(model, None, class_guesses.shape[1], n)
-        guess, guess_label = _screen(model, class_guesses.transpose(0, 1), guess_labels, target, known, 1)
-        z_labels = z_labels.clone()  # may be a broadcast view
-        z[-1], z_labels[-1] = guess[0], guess_label[0]
+    if guesses is not None:
+        g = guesses.shape[1]
+        m = min(config.guess_starts, g, r)
+        if model.is_conditional and labels is None:
+            searched = _start_labels(model, None, g, n) if guess_labels is None else guess_labels.T
+        else:
+            searched = _start_labels(model, labels, g, n)
+        guess, guess_label = _screen(model, guesses.transpose(0, 1), searched, target, known, m)
+        z[r - m:] = guess
+        if z_labels is not None:
+            z_labels = z_labels.clone()  # may be a broadcast view
+            z_labels[r - m:] = guess_label
     return z, z_labels
 
 
@@ -169,12 +184,11 @@ def _prior_penalty(z: torch.Tensor, density, labels) -> torch.Tensor:
     return -2 * density.log_prob(z, labels) / z.shape[1]
 
 
-def _fit_batch(model, target, labels, known, init, feature_net, prior, density, config, generator, bar) -> Fit:
+def _fit_batch(model, target, labels, known, init, init_labels, feature_net, prior, density, config, generator,
+               bar) -> Fit:
     n, r = len(target), config.restarts
-    class_guesses = init if init is not None and init.ndim == 3 else None
-    z, labels = _starts(model, prior, target, labels, known, r, config.candidates, generator, class_guesses)
-    if init is not None and class_guesses is None:
-        z[-1] = init  # in place of the worst screened start
+    guesses = init[:, None] if init is not None and init.ndim == 2 else init
+    z, labels = _starts(model, prior, target, labels, known, r, config, generator, guesses, init_labels)
     z = z.reshape(r * n, -1).requires_grad_(True)
     labels = None if labels is None else labels.reshape(r * n)
     target, known = _repeat(target, r), _repeat(known, r)

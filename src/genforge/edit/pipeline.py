@@ -43,11 +43,14 @@ GROUP_N = 5000  # codes per attribute-vector estimate: class means settle well b
 
 class Editor:
     def __init__(self, model: Model, fit: FitConfig | None = None, progress: bool = False, seed: int = 0,
-                 hybrid: bool = False, detector: Detector | None = None, fitted_prior: bool = True):
+                 hybrid: bool = False, detector: Detector | None = None, fitted_prior: bool = True,
+                 neighbours: int = 0):
         """`hybrid`: start a GAN's latent search from a learned inversion encoder (trained on the
         first use, then kept in the run directory). `detector`: judge realism with it rather than
         with the model's discriminator. `fitted_prior`: inpaint an autoencoder by searching under
-        the run's fitted latent prior where it has a density (a GMM), not N(0, I)."""
+        the run's fitted latent prior where it has a density (a GMM), not N(0, I). `neighbours`:
+        inpaint starting also from the codes of that many training images nearest on the known
+        pixels (an autoencoder's own, a GAN's through the hybrid encoder)."""
         self.model = model.module
         has_density = model.prior is not None and hasattr(model.prior, "log_prob")
         self.search_prior = model.prior if fitted_prior and has_density else None
@@ -57,6 +60,12 @@ class Editor:
         self.progress = progress
         self.seed = seed
         self.hybrid = hybrid and not self.model.is_autoencoder  # an autoencoder has its own encoder
+        if neighbours < 0:
+            raise GenforgeError(f"neighbours must be 0 or more, not {neighbours}")
+        if neighbours and not (self.model.is_autoencoder or self.hybrid):
+            raise GenforgeError(f"model {self.model.name!r} has no encoder for its training neighbours' codes; "
+                                "add the hybrid inversion encoder (--hybrid)")
+        self.neighbours = neighbours
         if detector is not None:
             c = detector.config
             if (c.in_channels, c.image_size, c.image_size) != self.image_shape:
@@ -202,7 +211,9 @@ class Editor:
     def inpaint(self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None,
                 blend: float = 0.0, samples: int = 1) -> torch.Tensor:
         """x with the masked pixels filled; a conditional model without `labels` finds the class."""
-        return inpaint_images(self.model, x, mask, labels, blend, self.fit, samples, self.search_prior, self.progress)
+        train = (self.train.images.float() / 255, self.train.labels) if self.neighbours else None
+        return inpaint_images(self.model, x, mask, labels, blend, self.fit, samples, self.search_prior, self.progress,
+                              self.neighbours, train, self.encoder)
 
     def baselines(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """The two plain completions every inpainting is compared with."""
