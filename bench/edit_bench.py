@@ -177,7 +177,8 @@ def markdown(r: dict, block: str) -> str:
     if r.get("neighbours"):
         lines.append(f"- \"{r['neighbours']} neighbours\": the search starts also from the codes of the "
                      f"{r['neighbours']} training images nearest on the known pixels (`--neighbours "
-                     f"{r['neighbours']}`; the encoder's guess and the best neighbour's each take one of the 3 starts)")
+                     f"{r['neighbours']}`; the best two guesses, an autoencoder's own among them, take two of the 3 "
+                     "starts)")
     lines += ["", "| edit | measure | value |", "|---|---|---:|"]
     inversions = [("inversion (hybrid: encoder + search)", inv), ("inversion (search alone)", r["inversion_plain"])] \
         if r.get("hybrid") else [("inversion", inv)]

@@ -61,7 +61,7 @@ def inpaint(model: GenerativeModel, x: torch.Tensor, mask: torch.Tensor, labels:
     autoencoder or by a GAN's inversion `encoder`; a conditional model searching the class
     guesses each neighbour's code under the neighbour's label."""
     fit = fit or FitConfig()
-    if neighbours > 0:  # the encoder's guess and the best neighbour's each get a start (BENCHMARKS.md)
+    if neighbours > 0:  # the best two guesses (an autoencoder's own, the neighbours') get starts (BENCHMARKS.md)
         fit = dataclasses.replace(fit, guess_starts=max(fit.guess_starts, 2))
     known = 1 - mask
     guesses = _guesses(model, x, known, labels, neighbours, train, encoder)
