@@ -10,7 +10,8 @@ from genforge.cli import main
 from genforge.edit import (Editor, FitConfig, as_float, box_mask, centre_mask, composite, fit_latents,
                            inpaint, interpolate, mean_fill, nearest_fill, read_images, read_mask, sefa_directions,
                            slant)
-from genforge.edit.inpaint import nearest_indices
+from genforge.edit.inpaint import _guesses, nearest_indices
+from genforge.edit.invert import encode
 from genforge.edit.swap_class import swap_class
 from genforge.errors import DataError, GenforgeError
 from genforge.models import MODELS, build_model
@@ -148,6 +149,18 @@ def test_inpainting_starts_from_training_neighbours(editor, mnist_small):
     assert torch.equal(near[outside], x[outside])
     with pytest.raises(GenforgeError, match="training images"):
         inpaint(editor.model, x, mask, fit=starts, neighbours=4)
+
+
+def test_a_class_searching_model_guesses_each_neighbour_under_its_own_label(mnist_small):
+    torch.manual_seed(0)
+    cvae = build_model("cvae", width=8, latent_dim=8).eval()
+    train, labels = mnist_small.images[:300].float() / 255, mnist_small.labels[:300]
+    x, known = train[:5], 1 - centre_mask(28, 14)
+    codes, code_labels = _guesses(cvae, x, known, None, 3, (train, labels), None)
+    assert codes.shape == (5, 10 + 3, 8)  # the encoder's guess under every class, then the neighbours
+    assert torch.equal(code_labels[:, :10], torch.arange(10).expand(5, 10))
+    assert torch.equal(code_labels[:, 10], labels[:5])  # the nearest is the image itself, under its label
+    torch.testing.assert_close(codes[:, 10], encode(cvae, x, labels[:5]))
 
 
 def test_neighbours_need_an_encoder():
