@@ -78,7 +78,7 @@ def main() -> None:
     size = editor.image_shape[1]
     masks = {"centre": centre_mask(size, size // 2), "half": random_half_masks(args.n, size, generator)}
     results = {"run": str(args.run_dir), "n": args.n, "device": args.device, "rows": []}
-    train = (editor.train.images.float() / 255, editor.train.labels)
+    train = (editor.train_pixels, editor.train.labels)
     for name, mask in masks.items():
         for base, filled in editor.baselines(x, mask).items():
             results["rows"].append({"mask": name, "fill": base, **fill_scores(editor, x, labels, mask, filled)})

@@ -99,6 +99,12 @@ class Editor:
         return load_dataset(d["dataset"], "train", data_dir=d.get("data_dir"), image_size=d["image_size"],
                             channels=d["channels"])
 
+    @cached_property
+    def train_pixels(self) -> torch.Tensor:
+        """The training images as floats in [0, 1], converted once: inpainting's neighbours and
+        baselines search all of them on every call."""
+        return self.train.images.float() / 255
+
     def _generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed)
 
@@ -211,13 +217,15 @@ class Editor:
     def inpaint(self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None,
                 blend: float = 0.0, samples: int = 1) -> torch.Tensor:
         """x with the masked pixels filled; a conditional model without `labels` finds the class."""
-        train = (self.train.images.float() / 255, self.train.labels) if self.neighbours else None
+        train, encoder = None, None
+        if self.neighbours:  # only then: a GAN's encoder is trained on first use, minutes on a CPU
+            train, encoder = (self.train_pixels, self.train.labels), self.encoder
         return inpaint_images(self.model, x, mask, labels, blend, self.fit, samples, self.search_prior, self.progress,
-                              self.neighbours, train, self.encoder)
+                              self.neighbours, train, encoder)
 
     def baselines(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """The two plain completions every inpainting is compared with."""
-        train = self.train.images.float() / 255
+        train = self.train_pixels
         return {"mean fill": mean_fill(x, mask, train), "nearest": nearest_fill(x, mask, train)}
 
     def directions(self, method: str, k: int, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
