@@ -4,7 +4,8 @@
 
 Conditional autoencoders (class swap): the label alone, against the label with the code moved
 from the source class's codes to the target's by the optimal-transport map between Gaussians
-fitted to each (what `genforge edit --op swap-class` does). Unconditional models (attribute
+fitted to each, all the way, 1.25 times as far (what `genforge edit --op swap-class` does) and
+1.5 times. Unconditional models (attribute
 edit): the difference of the two classes' mean codes times 1.5 (`--method vector`) against the
 transport map (`--method transport`), all the way and 1.5 times as far (`--strength`, default
 1.5). Conditional GANs: the class swap alone.
@@ -40,7 +41,9 @@ def ways(editor: Editor) -> dict[str, dict]:
     if not editor.model.is_autoencoder:
         return {"swap: label": {"swap": True}}
     return {"swap: label only": {"swap": True, "move_code": False},
-            "swap: label + code transported": {"swap": True, "move_code": True}}
+            "swap: label + code transported x1": {"swap": True, "move_code": True, "strength": 1.0},
+            "swap: label + code transported x1.25": {"swap": True, "move_code": True, "strength": 1.25},
+            "swap: label + code transported x1.5": {"swap": True, "move_code": True, "strength": 1.5}}
 
 
 def measure(run: Path, n: int, seed: int) -> list[dict]:

@@ -55,10 +55,12 @@ def progress(stage: str, seconds: float) -> None:
 
 def class_change(editor: Editor, x: torch.Tensor, labels: torch.Tensor, test, swap: bool,
                  generator: torch.Generator, move_code: bool = True, method: str = "auto",
-                 strength: float = 1.5) -> dict:
+                 strength: float | None = None) -> dict:
     """Each image to a random other class, by the attribute edit (`method`, `strength`) or
     (swap) by class swap (`move_code`: a conditional autoencoder's code moves with
-    the label, as `genforge edit` does)."""
+    the label, `strength` times the transport map's move, as `genforge edit` does);
+    `strength` None: the edit's default."""
+    chosen = {} if strength is None else {"strength": strength}
     net = editor.classifier()
     num_classes = net.config.num_classes
     targets = (labels + torch.randint(1, num_classes, labels.shape, generator=generator)) % num_classes
@@ -67,8 +69,8 @@ def class_change(editor: Editor, x: torch.Tensor, labels: torch.Tensor, test, sw
     for k in range(num_classes):
         idx = (targets == k).nonzero().flatten()
         if len(idx):
-            edited[idx] = (editor.swap_class(x[idx], labels[idx], k, move_code) if swap
-                           else editor.attribute(x[idx], k, labels[idx], strength, method))
+            edited[idx] = (editor.swap_class(x[idx], labels[idx], k, move_code, **chosen) if swap
+                           else editor.attribute(x[idx], k, labels[idx], method=method, **chosen))
     seconds = time.perf_counter() - start
     # a random real test image of each target class: the reference for FID and style
     pools = [(test.labels == k).nonzero().flatten() for k in range(num_classes)]

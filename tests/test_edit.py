@@ -291,6 +291,32 @@ def test_swap_class_moves_a_code_that_holds_the_class(tmp_path, mnist_train, dig
     assert reads[True] < 25 < 60 < reads[False], reads
 
 
+def test_swap_strength_scales_the_code_move():
+    from genforge.edit.invert import generate, invert
+    from genforge.edit.transport import ClassGaussians
+    torch.manual_seed(0)
+    cvae = build_model("cvae", width=8, latent_dim=4).eval()
+    g = torch.Generator().manual_seed(0)
+    codes = torch.cat([torch.randn(200, 4, generator=g), torch.randn(200, 4, generator=g) * 0.5 + 3])
+    classes = ClassGaussians.fit(codes, torch.arange(400) // 200, 2)
+    x, source, target = torch.rand(5, 1, 28, 28, generator=g), torch.zeros(5, dtype=torch.long), torch.ones(5).long()
+    z = invert(cvae, x, source)
+    moved = classes.transport(z, source, target)
+    swap = {s: swap_class(cvae, x, source, 1, classes=classes, strength=s) for s in (0.0, 1.0, 1.25)}
+    torch.testing.assert_close(swap[0.0], swap_class(cvae, x, source, 1))  # no move: the label alone
+    torch.testing.assert_close(swap[1.0], generate(cvae, moved, target))  # onto the target class's place
+    torch.testing.assert_close(swap[1.25], generate(cvae, moved + 0.25 * (moved - z), target))  # a quarter past
+
+
+def test_cli_swap_strength_is_refused_where_no_code_moves(tmp_path, mnist_train, capsys):
+    run = tmp_path / "cgan"
+    genforge.train("cgan", "mnist", run, steps=5, batch_size=32, g_width=8, d_width=8, progress=False,
+                   report=False, seed=0)
+    assert main(["edit", str(run), "--input", "mnist:test:0-3", "--op", "swap-class", "--to", "3",
+                 "--strength", "1.5", "--out", str(tmp_path / "x.png"), "--no-progress"]) == 2
+    assert "keeps its code" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("op", [["reconstruct"], ["interpolate", "--format", "gif"], ["attribute", "--to", "8"],
                                 ["inpaint", "--box", "7,7,21,21", "--samples", "2", "--candidates", "8"],
                                 ["inpaint", "--box", "7,7,21,21", "--neighbours", "2"],

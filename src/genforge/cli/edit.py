@@ -29,8 +29,9 @@ def add_parser(sub) -> None:
                    "swap-class: a class number")
     p.add_argument("--label-only", action="store_true", help="swap-class with a conditional autoencoder: change "
                    "the label alone, without also moving the code from the source class's codes to the target's")
-    p.add_argument("--strength", type=float, default=1.5, help="attribute: multiple of the move (default 1.5; "
-                   "negative reverses a property)")
+    p.add_argument("--strength", type=float, help="attribute: multiple of the move (default 1.5; negative "
+                   "reverses a property); swap-class with a conditional autoencoder: multiple of the code's move "
+                   "from the source class to the target (default 1.25)")
     p.add_argument("--steps", type=positive_int, default=8, help="interpolate/directions: images per path")
     p.add_argument("--method", default=None, help="interpolate: slerp (default) or lerp; "
                    "directions: sefa (default for GANs) or pca (of the inputs' codes); attribute to a class: "
@@ -107,23 +108,30 @@ def interpolate(editor, images, x, args) -> str:
 
 def attribute(editor, images, x, args) -> str:
     target = _target(args)
+    strength = 1.5 if args.strength is None else args.strength
     if isinstance(target, int):
         # without --from: the input's labels where it has them, else what the classifier reads
         source = images.labels if args.source is None else torch.full((len(x),), args.source)
-        out = editor.attribute(x, target, source, args.strength, args.method or "auto")
+        out = editor.attribute(x, target, source, strength, args.method or "auto")
         change = _class_change(editor, x, out, target)
     else:
-        out = editor.attribute(x, target, strength=args.strength, method=args.method or "auto")
-        change = f"moved along {target} by {args.strength:g}"
+        out = editor.attribute(x, target, strength=strength, method=args.method or "auto")
+        change = f"moved along {target} by {strength:g}"
     return f"{change}; wrote {_write_results(args.out, x, out)}; {_realism(editor, x, out)}"
 
 
 def swap_class(editor, images, x, args) -> str:
+    from ..edit.swap_class import TRANSPORT_STRENGTH
     target = _target(args)
     if not isinstance(target, int):
         raise GenforgeError(f"swap-class --to takes a class number, not {target!r}")
+    if args.strength is not None and editor.model.is_conditional and not editor.moves_code_on_swap(not args.label_only):
+        raise GenforgeError("--strength sets how far a conditional autoencoder's code moves in a class swap; "
+                            + ("--label-only moves none" if args.label_only else
+                               f"model {editor.model.name!r} keeps its code and changes the label alone"))
     source = torch.full((len(x),), args.source) if args.source is not None else editor.source_labels(images)
-    out = editor.swap_class(x, source, target, move_code=not args.label_only)
+    strength = TRANSPORT_STRENGTH if args.strength is None else args.strength
+    out = editor.swap_class(x, source, target, move_code=not args.label_only, strength=strength)
     labels = torch.full((len(x),), target)
     return (f"{_class_change(editor, x, out, target)}; wrote {_write_results(args.out, x, out)}; "
             f"{_realism(editor, x, out, source, labels)}")

@@ -30,7 +30,7 @@ from .inpaint import mean_fill, nearest_fill
 from .interpolate import interpolate as interpolate_codes
 from .invert import encode, generate
 from .invert import invert as invert_images
-from .swap_class import swap_class as swap_images
+from .swap_class import TRANSPORT_STRENGTH, swap_class as swap_images
 from .transport import ClassGaussians
 from .classify import class_reads
 from .fit import FitConfig
@@ -207,12 +207,19 @@ class Editor:
     def default_attribute_method(self) -> str:
         return "transport" if self.model.is_autoencoder else "vector"
 
-    def swap_class(self, x: torch.Tensor, source: torch.Tensor, target: int, move_code: bool = True) -> torch.Tensor:
+    def swap_class(self, x: torch.Tensor, source: torch.Tensor, target: int, move_code: bool = True,
+                   strength: float = TRANSPORT_STRENGTH) -> torch.Tensor:
         """x of classes `source` redrawn as class `target`; with `move_code` a conditional
-        autoencoder's code also moves from the source class's codes to the target's (see `swap_class`)."""
-        classes = self.class_gaussians if move_code and self.model.is_autoencoder and self.model.is_conditional else None
+        autoencoder's code also moves from the source class's codes to the target's, `strength`
+        times the transport map's move (see `swap_class`)."""
+        classes = self.class_gaussians if self.moves_code_on_swap(move_code) else None
         return swap_images(self.model, x, source, target, self.feature_net, self.fit, self.progress,
-                           self.encoder, classes)
+                           self.encoder, classes, strength)
+
+    def moves_code_on_swap(self, move_code: bool = True) -> bool:
+        """Whether a class swap moves the code as well as the label: a conditional GAN's codes are
+        prior draws that hold no class, so only a conditional autoencoder's do."""
+        return move_code and self.model.is_autoencoder and self.model.is_conditional
 
     def inpaint(self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None,
                 blend: float = 0.0, samples: int = 1) -> torch.Tensor:
