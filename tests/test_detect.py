@@ -13,6 +13,7 @@ import genforge
 from genforge.cli import main
 from genforge.data import load_dataset
 from genforge.detect import Detector, DetectorConfig, DetectTrainConfig, load_detector, train_detector
+from genforge.detect.detector import save_detector, tones
 from genforge.detect.augment import PERTURBATIONS, augment, jpeg
 from genforge.detect.evaluate import localisation, separation
 from genforge.detect.fakes import SELF_BLEND, changed_pixels, make_fakes, model_fakes, random_masks, self_blends
@@ -54,8 +55,9 @@ def _verdict_accuracy(real_probs, fake_probs):
 def test_trained_detector_separates_real_from_generated_and_random_weights_do_not(detector_dir, held_out):
     real, fakes = held_out
     trained, card = load_detector(detector_dir)
-    # Random features do rank blurry samples apart, but in a direction set by chance: over several
-    # initialisations an untrained detector's AUC averages near 0.5 and its verdicts near a coin toss.
+    # Random features can rank whole generated images apart (a generator's background is never pure
+    # black, and the tone channels show that to any filter), but a pasted region only by chance, and
+    # an untrained detector's verdicts stay near a coin toss.
     untrained = []
     for seed in range(5):
         torch.manual_seed(seed)
@@ -70,7 +72,9 @@ def test_trained_detector_separates_real_from_generated_and_random_weights_do_no
             chance = [(separation(r, f)["auc"], _verdict_accuracy(r, f))
                       for r, f in zip(real_probs[1:], fake_probs[1:])]
             auc, accuracy = np.mean(chance, axis=0)
-            assert 0.25 < auc < 0.75 and accuracy < 0.7, (name, chance)
+            assert accuracy < 0.7, (name, chance)
+            if name.endswith(":paste"):
+                assert 0.25 < auc < 0.75, (name, chance)
     assert card["training"]["fake_sources"] == ["vae:sample", "vae:paste", "dcgan:sample", "dcgan:paste", SELF_BLEND]
     assert card["threshold"] == 0.5 and card["validation"]["detection"]["vae:sample"]["auc"] > 0.95
 
@@ -156,6 +160,22 @@ def test_masks_and_augmentation_are_seeded_and_keep_images_valid():
     assert torch.equal(a, a.mul(255).round().div(255))  # 8-bit levels, like any image file
     compressed = jpeg(x, 75)
     assert compressed.shape == x.shape and 0 < (compressed - x).abs().mean() < 0.3
+
+
+def test_tone_channels_show_one_grey_level_and_older_detectors_still_load(tmp_path):
+    black, faint = torch.zeros(1, 1, 28, 28), torch.full((1, 1, 28, 28), 1 / 255)
+    assert ((tones(faint) - tones(black))[:, 0] > 0.12).all()  # an eighth of the range, not 1/255
+    assert ((tones(1 - faint) - tones(torch.ones_like(faint)))[:, 1] > 0.12).all()  # the same below white
+    # a card written before the tone channels existed has no such field: it is the network it was
+    old = Detector(DetectorConfig(width=8, tone_channels=False)).eval()
+    save_detector(old, tmp_path, {})
+    card = json.loads((tmp_path / "detector.json").read_text())
+    del card["config"]["tone_channels"]
+    (tmp_path / "detector.json").write_text(json.dumps(card))
+    loaded, _ = load_detector(tmp_path)
+    x = torch.rand(4, 1, 28, 28)
+    assert not loaded.config.tone_channels
+    torch.testing.assert_close(loaded.predict(x)[0], old.predict(x)[0])
 
 
 def test_the_edit_map_loss_weighs_partly_edited_images_more():

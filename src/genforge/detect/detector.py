@@ -7,12 +7,16 @@ dense layer: the transposed convolutions of generators leave periodic up-samplin
 fixed frequencies, so where a peak sits matters (a pooled convolution would throw that away).
 The histogram branch reads the share of pixels at each grey level: a decoder's sigmoid
 rarely gives pure black or white, real scans and photos do. The image-level logit reads all
-three. Saved as safetensors + a JSON card, never pickle.
+three. The pixel branch also sees the image through two log curves, one stretching the darkest
+grey levels and one the brightest (`tone_channels`): a region pasted from a decoder leaves
+background one or two levels off pure black, a change of 1/255 that the plain pixels hide.
+Saved as safetensors + a JSON card, never pickle.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,6 +37,7 @@ class DetectorConfig:
     image_size: int = 28
     width: int = 16
     histogram_bins: int = 32
+    tone_channels: bool = True  # False: the detectors trained before 2026-11-28 (their cards lack the field)
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -44,6 +49,13 @@ def log_spectrum(x: torch.Tensor) -> torch.Tensor:
     """Centred log-magnitude spectrum of images in [0, 1], roughly in [0, 2]."""
     magnitude = torch.fft.fft2(x - x.mean(dim=(-2, -1), keepdim=True), norm="ortho").abs()
     return torch.fft.fftshift(torch.log1p(magnitude), dim=(-2, -1)) / 2
+
+
+def tones(x: torch.Tensor) -> torch.Tensor:
+    """x in [0, 1] through log curves that give each of the first (and last) grey levels of an
+    8-bit image a visible step: level 1 maps to 0.125 of the way, level 128 to 0.875."""
+    stretch = torch.log1p(255 * x.clamp(0, 1)) / math.log(256)
+    return torch.cat([stretch, torch.log1p(255 * (1 - x.clamp(0, 1))) / math.log(256)], 1)
 
 
 def grey_histogram(x: torch.Tensor, bins: int) -> torch.Tensor:
@@ -59,7 +71,7 @@ class Detector(nn.Module):
         super().__init__()
         self.config = config
         c, w, size = config.in_channels, config.width, config.image_size
-        self.at_full = nn.Sequential(_conv(c, w), _conv(w, w))
+        self.at_full = nn.Sequential(_conv(3 * c if config.tone_channels else c, w), _conv(w, w))
         self.at_half = nn.Sequential(_conv(w, 2 * w, stride=2), _conv(2 * w, 2 * w))
         self.at_quarter = nn.Sequential(_conv(2 * w, 4 * w, stride=2), _conv(4 * w, 4 * w))
         self.spectrum = nn.Sequential(nn.Flatten(), nn.Linear(c * size * size, 4 * w), nn.ReLU(inplace=True))
@@ -75,7 +87,10 @@ class Detector(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Image logits (N,) and edit-map logits (N, 1, H, W) for images (N, C, H, W) in [0, 1]."""
-        full = self.at_full(((x - 0.5) / 0.5).contiguous(memory_format=torch.channels_last))
+        pixels = (x - 0.5) / 0.5
+        if self.config.tone_channels:
+            pixels = torch.cat([pixels, (tones(x) - 0.5) / 0.5], 1)
+        full = self.at_full(pixels.contiguous(memory_format=torch.channels_last))
         half = self.at_half(full)
         quarter = self.at_quarter(half)
         pooled = torch.cat([quarter.mean(dim=(2, 3)), quarter.amax(dim=(2, 3)), self.spectrum(log_spectrum(x)),
@@ -122,7 +137,7 @@ def load_detector(directory: str | Path, device: str | torch.device = "cpu") -> 
                             "train one with `genforge detect train`")
     try:
         card = json.loads((directory / CARD).read_text())
-        detector = Detector(DetectorConfig(**card["config"]))
+        detector = Detector(DetectorConfig(**{"tone_channels": False, **card["config"]}))
     except (ValueError, KeyError, TypeError):
         raise GenforgeError(f"{directory / CARD} is damaged or not a detector card") from None
     tensors, _ = read_safetensors(directory / WEIGHTS)

@@ -43,6 +43,7 @@ class DetectTrainConfig:
     edit_truth: str = "changed"  # a paste's mask: the pixels it changed, or the region pasted (fakes.py)
     augment_p: float = 0.25
     self_blend: bool = True  # also real images with a region pasted from a restyled copy of themselves (fakes.py)
+    tone_channels: bool = True  # the pixel branch also sees log-stretched dark and bright levels (detector.py)
     threshold: float = 0.5  # the verdict's cut; training is class-balanced, so 0.5 is even odds
     precision: str = DEFAULT_PRECISION  # fp32, bf16 or auto (train/precision.py)
     device: str = "cpu"  # where the detector trains; the fakes are made on the CPU
@@ -95,7 +96,8 @@ def train_detector(real: ImageSet, run_dirs: list[str | Path], out: str | Path |
     c, h, _ = real.shape
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
-    detector = Detector(DetectorConfig(in_channels=c, image_size=h, width=config.width)).to(device).train()
+    detector = Detector(DetectorConfig(in_channels=c, image_size=h, width=config.width,
+                                       tone_channels=config.tone_channels)).to(device).train()
     optimizer = torch.optim.AdamW(detector.parameters(), lr=config.lr, weight_decay=1e-4)
     precision = resolve_precision(config.precision, device)
 
