@@ -167,7 +167,9 @@ def markdown(result: dict, args) -> str:
     det, sources = result["detection"], list(result["detection"]["none"])
     perturbations = [p for p in det if p != "none"]
     budget = f"{args.steps} steps" if args.steps else f"{args.minutes:g} minutes"
-    lines = [MD_START, "## Detection: real against generated and edited images", "",
+    start, _ = markers(args.block)
+    title = "## Detection: real against generated and edited images" + (f" ({args.block})" if args.block else "")
+    lines = [start, title, "",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
              f"- machine: {machine()}, cpu",
              f"- command: `{command()}`",
@@ -210,7 +212,12 @@ def markdown(result: dict, args) -> str:
     t = result["timing"]
     lines += ["", f"Speed: {t['single_ms']:.2f} ms for one image, {t['batched_ms']:.3f} ms per image in batches "
               f"of 256 ({machine()})."]
-    return "\n".join(lines + [MD_END])
+    return "\n".join(lines + [markers(args.block)[1]])
+
+
+def markers(block: str | None) -> tuple[str, str]:
+    """The Markdown block's markers: the main detection block's, or a second one named `block`."""
+    return (MD_START, MD_END) if block is None else (f"<!-- detect:{block}:start -->", f"<!-- detect:{block}:end -->")
 
 
 def main() -> None:
@@ -229,6 +236,7 @@ def main() -> None:
                    help="train on self-blended real images too (genforge.detect.fakes.self_blends)")
     p.add_argument("--out", type=Path, default=Path("bench/out/detect"))
     p.add_argument("--write-md", type=Path)
+    p.add_argument("--block", help="name of a second Markdown block (another data set), beside the main one")
     args = p.parse_args()
     if (args.steps is None) == (args.minutes is None):
         p.error("give one budget per detector: --steps or --minutes")
@@ -238,7 +246,7 @@ def main() -> None:
     block = markdown(result, args)
     print(block)
     if args.write_md:
-        write_block(args.write_md, block, MD_START, MD_END)
+        write_block(args.write_md, block, *markers(args.block))
 
 
 if __name__ == "__main__":
