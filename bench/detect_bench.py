@@ -167,7 +167,7 @@ def markdown(result: dict, args) -> str:
     det, sources = result["detection"], list(result["detection"]["none"])
     perturbations = [p for p in det if p != "none"]
     budget = f"{args.steps} steps" if args.steps else f"{args.minutes:g} minutes"
-    start, _ = markers(args.block)
+    start, end = markers(args.block)
     title = "## Detection: real against generated and edited images" + (f" ({args.block})" if args.block else "")
     lines = [start, title, "",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
@@ -212,7 +212,7 @@ def markdown(result: dict, args) -> str:
     t = result["timing"]
     lines += ["", f"Speed: {t['single_ms']:.2f} ms for one image, {t['batched_ms']:.3f} ms per image in batches "
               f"of 256 ({machine()})."]
-    return "\n".join(lines + [markers(args.block)[1]])
+    return "\n".join(lines + [end])
 
 
 def markers(block: str | None) -> tuple[str, str]:

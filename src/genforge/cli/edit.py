@@ -13,6 +13,8 @@ ROW = 16  # images per row of a comparison picture
 
 
 def add_parser(sub) -> None:
+    from ..edit.pipeline import ATTRIBUTE_STRENGTH
+    from ..edit.swap_class import TRANSPORT_STRENGTH
     from . import device_name, positive_float, positive_int
     p = sub.add_parser("edit", help="edit real images through a model's latent space", description=(
         "Bring images into the model's latent space (encoder, or latent search for a GAN), change the code, "
@@ -29,9 +31,9 @@ def add_parser(sub) -> None:
                    "swap-class: a class number")
     p.add_argument("--label-only", action="store_true", help="swap-class with a conditional autoencoder: change "
                    "the label alone, without also moving the code from the source class's codes to the target's")
-    p.add_argument("--strength", type=float, help="attribute: multiple of the move (default 1.5; negative "
-                   "reverses a property); swap-class with a conditional autoencoder: multiple of the code's move "
-                   "from the source class to the target (default 1.25)")
+    p.add_argument("--strength", type=float, help=f"attribute: multiple of the move (default {ATTRIBUTE_STRENGTH:g}; "
+                   "negative reverses a property); swap-class with a conditional autoencoder: multiple of the code's "
+                   f"move from the source class to the target (default {TRANSPORT_STRENGTH:g})")
     p.add_argument("--steps", type=positive_int, default=8, help="interpolate/directions: images per path")
     p.add_argument("--method", default=None, help="interpolate: slerp (default) or lerp; "
                    "directions: sefa (default for GANs) or pca (of the inputs' codes); attribute to a class: "
@@ -107,8 +109,9 @@ def interpolate(editor, images, x, args) -> str:
 
 
 def attribute(editor, images, x, args) -> str:
+    from ..edit.pipeline import ATTRIBUTE_STRENGTH
     target = _target(args)
-    strength = 1.5 if args.strength is None else args.strength
+    strength = ATTRIBUTE_STRENGTH if args.strength is None else args.strength
     if isinstance(target, int):
         # without --from: the input's labels where it has them, else what the classifier reads
         source = images.labels if args.source is None else torch.full((len(x),), args.source)

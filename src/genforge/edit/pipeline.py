@@ -38,6 +38,7 @@ from .encoder import EncoderConfig, InversionEncoder, inversion_encoder
 from .realism import detector_realism, realism
 
 ATTRIBUTE_METHODS = ("auto", "transport", "vector")
+ATTRIBUTE_STRENGTH = 1.5  # a little past the target class: read more surely, nearer real images (docstring below)
 GROUP_N = 5000  # codes per attribute-vector estimate: class means settle well before this
 
 
@@ -166,7 +167,7 @@ class Editor:
         return torch.stack(frames)
 
     def attribute(self, x: torch.Tensor, target: int | str, source: torch.Tensor | None = None,
-                  strength: float = 1.5, method: str = "auto") -> torch.Tensor:
+                  strength: float = ATTRIBUTE_STRENGTH, method: str = "auto") -> torch.Tensor:
         """x moved toward class `target` from classes `source` (N,) (default: what the classifier
         reads), or along a pixel property ("thickness", "slant"; a negative strength reverses it).
 
