@@ -289,6 +289,10 @@ def test_swap_class_moves_a_code_that_holds_the_class(tmp_path, mnist_train, dig
                      *flag, "--out", str(tmp_path / "x.png"), "--no-progress"]) == 0
         reads[bool(flag)] = int(capsys.readouterr().out.split("classifier reads class 3 in ")[1].split("%")[0])
     assert reads[True] < 25 < 60 < reads[False], reads
+    # a strength for a move that --label-only does not make is refused in one line
+    assert main(["edit", str(run.run_dir), "--input", "mnist:test:0-3", "--op", "swap-class", "--to", "3",
+                 "--label-only", "--strength", "1.5", "--out", str(tmp_path / "x.png"), "--no-progress"]) == 2
+    assert "--label-only moves none" in capsys.readouterr().err
 
 
 def test_swap_strength_scales_the_code_move():
