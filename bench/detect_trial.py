@@ -78,7 +78,8 @@ def main() -> None:
             values = {source: m["auc"] for source, m in aucs.items()}
             worst = min(values, key=values.get)
             result[f"auc {name}"] = {"mean": round(sum(values.values()) / len(values), 4),
-                                     "min": round(values[worst], 4), "worst": worst}
+                                     "min": round(values[worst], 4), "worst": worst,
+                                     "each": {source: round(auc, 4) for source, auc in values.items()}}
     print(json.dumps({"trained on": [r.name for r in train_runs], "width": args.width, "edit_weight": args.edit_weight,
                       "minutes": args.minutes, **overrides, **result}, indent=1))
 

@@ -14,7 +14,7 @@ from genforge.cli import main
 from genforge.data import load_dataset
 from genforge.detect import Detector, DetectorConfig, DetectTrainConfig, load_detector, train_detector
 from genforge.detect.detector import save_detector, tones
-from genforge.detect.augment import PERTURBATIONS, augment, jpeg
+from genforge.detect.augment import PERTURBATIONS, augment, jpeg, quantise
 from genforge.detect.evaluate import localisation, separation
 from genforge.detect.fakes import SELF_BLEND, changed_pixels, make_fakes, model_fakes, random_masks, self_blends
 from genforge.detect.spectral import SpectralBaseline, discriminator_score
@@ -158,6 +158,9 @@ def test_masks_and_augmentation_are_seeded_and_keep_images_valid():
     a, b = augment(x, g(), p=0.5), augment(x, g(), p=0.5)
     assert torch.equal(a, b) and a.min() >= 0 and a.max() <= 1
     assert torch.equal(a, a.mul(255).round().div(255))  # 8-bit levels, like any image file
+    # only the chosen kinds: blur alone on every image smooths all of them and adds no noise
+    blurred = augment(x, g(), p=1.0, ops=("blur",))
+    assert blurred.std() < 0.5 * x.std() and torch.equal(augment(x, g(), p=0.5, ops=()), quantise(x))
     compressed = jpeg(x, 75)
     assert compressed.shape == x.shape and 0 < (compressed - x).abs().mean() < 0.3
 
@@ -226,7 +229,7 @@ def test_cli_trains_a_detector(runs, tmp_path, capsys):
     out = tmp_path / "det"
     assert main(["detect", "train", "--real", "mnist:train:0-511", "--fake", str(runs[0]), "--out", str(out),
                  "--steps", "3", "--width", "4", "--fakes-per-source", "32", "--edit-weight", "5",
-                 "--edit-truth", "region", "--no-self-blend", "--no-progress"]) == 0
+                 "--edit-truth", "region", "--no-self-blend", "--augment", "blur,jpeg", "--no-progress"]) == 0
     assert "vae:paste" in capsys.readouterr().out
     assert {p.name for p in out.iterdir()} == {"detector.safetensors", "detector.json", "report.md"}
     training = json.loads((out / "detector.json").read_text())["training"]
@@ -234,6 +237,7 @@ def test_cli_trains_a_detector(runs, tmp_path, capsys):
     assert training["options"]["edit_weight"] == 5 and training["options"]["width"] == 4
     assert training["options"]["edit_truth"] == "region"
     assert not training["options"]["self_blend"] and SELF_BLEND not in training["fake_sources"]
+    assert training["options"]["augmentations"] == "blur,jpeg"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -246,6 +250,9 @@ def test_cli_trains_a_detector(runs, tmp_path, capsys):
     (["detect", "{det}", "mnist:test:0-9", "--edit-truth", "region"], "--edit-truth belongs to"),
     (["detect", "{det}", "mnist:test:0-9", "--no-self-blend"], "--self-blend belongs to"),
     (["detect", "train", "--real", "mnist", "--out", "{tmp}/d"], "genforge detect train --real DATA"),
+    (["detect", "{det}", "mnist:test:0-9", "--augment", "blur"], "--augment belongs to"),
+    (["detect", "train", "--real", "mnist:train:0-63", "--fake", "{det}", "--out", "{tmp}/d", "--steps", "1",
+      "--augment", "blur,rotate"], "unknown augmentation 'rotate'"),
 ])
 def test_cli_errors_are_one_line(args, message, detector_dir, tmp_path, capsys):
     argv = [a.format(tmp=tmp_path, det=detector_dir) for a in args]

@@ -11,7 +11,7 @@ from genforge.models import build_model
 from genforge.models.diffaugment import diff_augment, parse_policy
 from genforge.models.ema import ema_copy, update_ema
 from genforge.models.gan_networks import ConditionalBatchNorm2d, group_spread
-from genforge.models.gan_losses import discriminator_loss, gradient_penalty, r1_penalty
+from genforge.models.gan_losses import discriminator_loss, gradient_penalty, mode_seeking_penalty, r1_penalty
 from genforge.train.batches import batches
 
 FAMILIES = ["wgan-gp", "sngan", "cgan"]
@@ -239,8 +239,25 @@ def test_minibatch_spread_tells_a_collapsed_batch_from_a_varied_one():
     assert model.train_step(torch.rand(8, 1, 28, 28), torch.arange(8) % 10, model.configure_optimizers())["loss_d"] > 0
 
 
+def test_mode_seeking_penalises_pairs_that_collapse_and_pairs_share_their_label():
+    torch.manual_seed(0)
+    z = torch.randn(8, 16)
+    varied = torch.rand(8, 1, 6, 6) * 2 - 1
+    collapsed = varied[:4].repeat(2, 1, 1, 1) + 0.01 * torch.randn(8, 1, 6, 6)
+    assert mode_seeking_penalty(collapsed, z) > 20 * mode_seeking_penalty(varied, z)
+    # The generator step feeds fake i and fake i + N/2 the same label, and the penalty reaches G's weights.
+    model = build_model("cgan", mode_seeking=1.0, **SMALL)
+    labels = torch.tensor([3, 1, 4, 1, 5, 9, 2])
+    assert model._paired(labels).tolist() == [3, 1, 4, 3, 1, 4, 2]
+    x, y = torch.rand(8, 1, 28, 28), torch.arange(8) % 10
+    assert model.train_step(x, y, model.configure_optimizers())["mode_seeking"] > 0
+    plain = build_model("cgan", **SMALL)
+    assert "mode_seeking" not in plain.train_step(x, y, plain.configure_optimizers())
+
+
 @pytest.mark.parametrize("config, message", [
     ({"loss": "lsgan"}, "loss must be one of"),
+    ({"mode_seeking": -1}, "mode_seeking"),
     ({"loss": "ns", "label_smoothing": 0.5}, "label_smoothing must be in"),
     ({"loss": "hinge", "label_smoothing": 0.1}, "'ns' loss only"),
     ({"ema_decay": 1.0}, "ema_decay"),

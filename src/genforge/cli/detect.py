@@ -12,13 +12,15 @@ import re
 import sys
 from pathlib import Path
 
+from ..detect.augment import AUGMENTATIONS
 from ..detect.fakes import EDIT_TRUTHS
 from ..detect.train import DetectTrainConfig
 from ..errors import GenforgeError
 from ..train.precision import DEFAULT_PRECISION, PRECISIONS
 
 JUDGE_ONLY = ("json", "heatmap", "threshold")
-TRAIN_ONLY = ("real", "fake", "out", "steps", "minutes", "edit_weight", "edit_truth", "self_blend", "precision")
+TRAIN_ONLY = ("real", "fake", "out", "steps", "minutes", "edit_weight", "edit_truth", "self_blend", "precision",
+              "augment")
 
 
 def add_parser(sub) -> None:
@@ -58,6 +60,8 @@ def add_parser(sub) -> None:
                        help="also train on real images with a region pasted from a blurred, resampled, noisier "
                        "or sharpened copy of themselves: edits of no generator in particular (default: "
                        f"{'on' if DetectTrainConfig.self_blend else 'off'})")
+    train.add_argument("--augment", metavar="OPS", help="comma list of the perturbations training applies to "
+                       f"real and fake images alike, from {', '.join(AUGMENTATIONS)} (default: all; '' for none)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--precision", choices=PRECISIONS, help="fp32, bf16, or auto: bf16 where the hardware "
                        f"runs it fast (CPUs with AMX); default {DEFAULT_PRECISION}")
@@ -83,14 +87,15 @@ def train_command(args) -> int:
         raise GenforgeError("write genforge detect train --real DATA --fake RUN_DIR... --out DET_DIR")
     if args.steps is None and args.minutes is None:
         raise GenforgeError("give a training budget: --steps N or --minutes M")
-    channels, size, _ = api.load(args.fake[0]).image_shape
-    real = load_slice(args.real, size, channels)
     config = DetectTrainConfig(steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
                                width=args.width, fakes_per_source=args.fakes_per_source, seed=args.seed,
                                edit_weight=args.edit_weight or DetectTrainConfig.edit_weight,
                                edit_truth=args.edit_truth or DetectTrainConfig.edit_truth,
                                self_blend=DetectTrainConfig.self_blend if args.self_blend is None else args.self_blend,
-                               precision=args.precision or DetectTrainConfig.precision, device=args.device)
+                               precision=args.precision or DetectTrainConfig.precision, device=args.device,
+                               augmentations=DetectTrainConfig.augmentations if args.augment is None else args.augment)
+    channels, size, _ = api.load(args.fake[0]).image_shape
+    real = load_slice(args.real, size, channels)
     _, card = train_detector(real, args.fake, args.out, config, real_spec=args.real, progress=not args.no_progress)
     print(report(card))
     print(f"wrote {args.out}")

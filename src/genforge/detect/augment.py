@@ -71,18 +71,32 @@ def _uniform(generator: torch.Generator, low: float, high: float) -> float:
     return low + (high - low) * torch.rand((), generator=generator).item()
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, p: float = 0.25) -> torch.Tensor:
-    """Each of blur, noise, JPEG and rescaling hits a random share p of the batch, with a strength
-    drawn once per batch (ranges around the benchmark's perturbations); the result is quantised."""
+# The training augmentations: each takes a batch and the seeded generator, and draws its strength
+# once per batch from a range around the benchmark's perturbation of the same kind.
+AUGMENTATIONS = {
+    "blur": lambda b, g: gaussian_blur(b, _uniform(g, 0.3, 1.5)),
+    "noise": lambda b, g: add_noise(b, _uniform(g, 0.005, 0.05), g),
+    "jpeg": lambda b, g: jpeg(b, int(torch.randint(60, 96, (), generator=g))),
+    "resample": lambda b, g: resample(b, _uniform(g, 1.25, 2.5)),
+}
+
+
+def parse_augmentations(spec: str) -> tuple[str, ...]:
+    """'blur,jpeg' -> ('blur', 'jpeg'), checked against AUGMENTATIONS ('' is none)."""
+    names = tuple(name.strip() for name in spec.split(",") if name.strip())
+    unknown = [name for name in names if name not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"unknown augmentation {unknown[0]!r}; choose from {', '.join(AUGMENTATIONS)}")
+    return names
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, p: float = 0.25,
+            ops: tuple[str, ...] = tuple(AUGMENTATIONS)) -> torch.Tensor:
+    """Each augmentation of `ops` hits a random share p of the batch, with a strength drawn once
+    per batch (AUGMENTATIONS); the result is quantised."""
     x = x.clone()
-    ops = [
-        lambda b: gaussian_blur(b, _uniform(generator, 0.3, 1.5)),
-        lambda b: add_noise(b, _uniform(generator, 0.005, 0.05), generator),
-        lambda b: jpeg(b, int(torch.randint(60, 96, (), generator=generator))),
-        lambda b: resample(b, _uniform(generator, 1.25, 2.5)),
-    ]
-    for op in ops:
+    for name in ops:
         chosen = torch.rand(len(x), generator=generator) < p
         if chosen.any():
-            x[chosen] = op(x[chosen])
+            x[chosen] = AUGMENTATIONS[name](x[chosen], generator)
     return quantise(x)

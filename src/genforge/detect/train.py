@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ..data import ImageSet
 from ..errors import GenforgeError
 from ..train.precision import DEFAULT_PRECISION, autocast, resolve_precision
-from .augment import augment
+from .augment import AUGMENTATIONS, augment, parse_augmentations
 from .detector import Detector, DetectorConfig, save_detector
 from .evaluate import evaluate_detector
 from .fakes import FakeSet, make_fakes
@@ -41,7 +41,8 @@ class DetectTrainConfig:
     mask_weight: float = 1.0
     edit_weight: float = 10.0  # pixel-loss weight of partly edited images (pastes) against whole ones
     edit_truth: str = "changed"  # a paste's mask: the pixels it changed, or the region pasted (fakes.py)
-    augment_p: float = 0.25
+    augment_p: float = 0.25  # the share of a batch each augmentation hits
+    augmentations: str = ",".join(AUGMENTATIONS)  # which of augment.AUGMENTATIONS training uses
     self_blend: bool = True  # also real images with a region pasted from a restyled copy of themselves (fakes.py)
     tone_channels: bool = True  # the pixel branch also sees log-stretched dark and bright levels (detector.py)
     threshold: float = 0.5  # the verdict's cut; training is class-balanced, so 0.5 is even odds
@@ -50,16 +51,24 @@ class DetectTrainConfig:
     seed: int = 0
 
 
+    def __post_init__(self):
+        try:
+            parse_augmentations(self.augmentations)
+        except ValueError as e:
+            raise GenforgeError(str(e)) from None
+
+
 def _split(n: int, generator: torch.Generator, held_out: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     order = torch.randperm(n, generator=generator)
     cut = max(1, round(n * held_out))
     return order[cut:], order[:cut]
 
 
-def _batch(real: torch.Tensor, fakes: FakeSet, size: int, generator: torch.Generator, p: float):
+def _batch(real: torch.Tensor, fakes: FakeSet, size: int, generator: torch.Generator, config: DetectTrainConfig):
     r = torch.randint(len(real), (size // 2,), generator=generator)
     f = torch.randint(len(fakes), (size - size // 2,), generator=generator)
-    x = augment(torch.cat([real[r], fakes.images[f]]), generator, p)
+    x = augment(torch.cat([real[r], fakes.images[f]]), generator, config.augment_p,
+                parse_augmentations(config.augmentations))
     labels = torch.cat([torch.zeros(len(r)), torch.ones(len(f))])
     masks = torch.cat([torch.zeros(len(r), *fakes.masks.shape[1:]), fakes.masks[f]])
     return x, labels, masks
@@ -114,7 +123,7 @@ def train_detector(real: ImageSet, run_dirs: list[str | Path], out: str | Path |
         # Batches are drawn and augmented on the CPU with the seeded generator, so a run is the same
         # on any device; the detector's steps are what a GPU speeds up.
         x, labels, masks = (t.to(device, non_blocking=True) for t in
-                            _batch(train_real, train_fakes, config.batch_size, generator, config.augment_p))
+                            _batch(train_real, train_fakes, config.batch_size, generator, config))
         with autocast(precision, device):
             logit, mask_logits = detector(x)
         image_loss = F.binary_cross_entropy_with_logits(logit.float(), labels)

@@ -12,7 +12,8 @@ from torch import nn
 from .base import GenerativeModel, ModelConfig
 from .diffaugment import diff_augment, parse_policy
 from .ema import ema_copy, update_ema
-from .gan_losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty, r1_penalty
+from .gan_losses import (LOSSES, discriminator_loss, generator_loss, gradient_penalty, mode_seeking_penalty,
+                         r1_penalty)
 
 
 @dataclass
@@ -38,6 +39,9 @@ class GANConfig(ModelConfig):
     # Group size of the discriminator's minibatch-spread feature; 0 is off. Tried for
     # Fashion-MNIST recall: no gain, FID 15.4 -> 17.7 after 5 minutes (BENCHMARKS.md).
     minibatch_std: int = 0
+    # Weight of the mode-seeking penalty (gan_losses.py): the fakes of a batch come in pairs under
+    # one label, and near-identical pairs are penalised; 0 is off.
+    mode_seeking: float = 0.0
     num_classes: int = 10  # used by conditional families
     batch_size: int = 64
 
@@ -58,7 +62,7 @@ class GANConfig(ModelConfig):
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("gp_weight", "r1_gamma", "minibatch_std"):
+        for name in ("gp_weight", "r1_gamma", "minibatch_std", "mode_seeking"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0 is off), got {getattr(self, name)}")
         parse_policy(self.diffaug)
@@ -98,12 +102,14 @@ class GAN(GenerativeModel):
     # --- training ---------------------------------------------------------------------
     def train_step(self, x, y, optimizers):
         labels = self._labels(y, len(x))
+        fake_labels = self._paired(labels) if self.config.mode_seeking else labels
         real = x * 2 - 1
         for _ in range(self.config.n_critic):
             # Fresh noise for every critic step; the last fake is reused by the generator step.
-            fake = self.generator(self.latent(len(x)), labels)
-            stats = self._discriminator_step(real, fake.detach(), labels, optimizers["discriminator"])
-        stats["loss_g"] = self._generator_step(fake, labels, optimizers["generator"])
+            z = self.latent(len(x))
+            fake = self.generator(z, fake_labels)
+            stats = self._discriminator_step(real, fake.detach(), labels, fake_labels, optimizers["discriminator"])
+        stats.update(self._generator_step(fake, z, fake_labels, optimizers["generator"]))
         if self.generator_ema is not None:
             update_ema(self.generator_ema, self.generator, self.config.ema_decay, int(self.ema_updates))
             self.ema_updates += 1
@@ -113,9 +119,18 @@ class GAN(GenerativeModel):
         """D as trained: behind the augmentations, so real and fake see the same ones."""
         return self.discriminator(diff_augment(x, self.augmentations), labels)
 
-    def _discriminator_step(self, real, fake, labels, opt) -> dict[str, torch.Tensor]:
+    @staticmethod
+    def _paired(labels: torch.Tensor | None) -> torch.Tensor | None:
+        """The first half of the labels twice over, so fake i and fake i + N/2 share a class
+        (the mode-seeking penalty compares them); an odd batch's last fake keeps its own."""
+        if labels is None:
+            return None
+        half = len(labels) // 2
+        return torch.cat([labels[:half], labels[:half], labels[2 * half:]])
+
+    def _discriminator_step(self, real, fake, labels, fake_labels, opt) -> dict[str, torch.Tensor]:
         c = self.config
-        real_logits, fake_logits = self._critic(real, labels), self._critic(fake, labels)
+        real_logits, fake_logits = self._critic(real, labels), self._critic(fake, fake_labels)
         loss = discriminator_loss(c.loss, real_logits, fake_logits, c.label_smoothing)
         stats = {}
         critic = lambda images: self._critic(images, labels)  # noqa: E731 - the penalties' view of D
@@ -133,14 +148,19 @@ class GAN(GenerativeModel):
                 "d_real": torch.sigmoid(real_logits).mean().detach(),
                 "d_fake": torch.sigmoid(fake_logits).mean().detach()}
 
-    def _generator_step(self, fake, labels, opt) -> torch.Tensor:
+    def _generator_step(self, fake, z, labels, opt) -> dict[str, torch.Tensor]:
         self.discriminator.requires_grad_(False)  # the generator step needs no gradients for D's weights
         loss = generator_loss(self.config.loss, self._critic(fake, labels))
+        stats = {"loss_g": loss.detach()}
+        if self.config.mode_seeking:
+            stats["mode_seeking"] = mode_seeking_penalty(fake.float(), z)
+            loss = loss + self.config.mode_seeking * stats["mode_seeking"]
+            stats["mode_seeking"] = stats["mode_seeking"].detach()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         self.discriminator.requires_grad_(True)
-        return loss.detach()
+        return stats
 
     # --- using the trained model ------------------------------------------------------------
     def sampling_generator(self) -> nn.Module:

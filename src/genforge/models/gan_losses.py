@@ -52,3 +52,14 @@ def r1_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tenso
     real = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(real).sum(), real, create_graph=True)
     return gamma / 2 * grad.pow(2).flatten(1).sum(1).mean()
+
+
+def mode_seeking_penalty(images: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Mode seeking (Mao et al. 2019, MSGAN): the batch holds pairs, image i and image i + N/2
+    drawn under the same condition from different codes; the penalty is the inverse of how far
+    apart the pairs' images are per unit of code distance, so a generator that maps many codes
+    to one image (the mode collapse behind low recall) pays for it."""
+    half = len(images) // 2
+    image_gap = (images[:half] - images[half:2 * half]).abs().mean()
+    code_gap = (z[:half] - z[half:2 * half]).abs().mean()
+    return 1 / (image_gap / code_gap + 1e-5)
