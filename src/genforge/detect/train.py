@@ -50,7 +50,6 @@ class DetectTrainConfig:
     device: str = "cpu"  # where the detector trains; the fakes are made on the CPU
     seed: int = 0
 
-
     def __post_init__(self):
         try:
             parse_augmentations(self.augmentations)
