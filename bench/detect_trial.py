@@ -31,6 +31,17 @@ from genforge.detect.evaluate import detector_scorer, localisation, per_source, 
 from detect_bench import held_out_fakes
 
 
+def map_scorer(detector, fused: bool):
+    """An image score from the edit map: the mean of its top 1% of pixels (a paste lights up a
+    region; a real image should light up none), optionally fused with the image probability."""
+    def score(x: torch.Tensor) -> torch.Tensor:
+        prob, maps = detector.predict(x)
+        flat = maps.flatten(1)
+        top = flat.topk(max(1, flat.shape[1] // 100), dim=1).values.mean(1)
+        return 1 - (1 - prob) * (1 - top) if fused else top
+    return score
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", nargs="+", required=True, help="the runs whose fakes the detector is tested on")
@@ -45,6 +56,9 @@ def main() -> None:
     p.add_argument("--n-test", type=int, default=1000)
     p.add_argument("--perturb", action="store_true", help="also the lowest and mean AUC over the sources "
                    "under each of the benchmark's perturbations")
+    p.add_argument("--map-scores", action="store_true", help="also the AUC of two image scores read off the "
+                   "edit map: the mean of its top 1%% of pixels, and that fused with the image probability "
+                   "(noisy-or)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any other DetectTrainConfig field, e.g. --set fakes_per_source=4000 (repeatable)")
     args = p.parse_args()
@@ -73,6 +87,10 @@ def main() -> None:
     for truth in EDIT_TRUTHS:  # the same pastes, judged against either definition of their masks
         masks = (fakes if truth == config.edit_truth else held_out_fakes(runs, test, n, args.edits, truth)).masks
         result[f"pixel_auc all pastes, {truth}"] = round(localisation(maps, masks[pastes])["pixel_auc"], 4)
+    if args.map_scores:
+        for kind in ("map top 1%", "noisy-or"):
+            aucs = per_source(map_scorer(detector, fused=kind == "noisy-or"), real_test, fakes)
+            result[f"auc {kind}"] = {source: round(m["auc"], 4) for source, m in aucs.items()}
     if args.perturb:
         for name, aucs in under_perturbations(detector_scorer(detector), real_test, fakes).items():
             values = {source: m["auc"] for source, m in aucs.items()}
