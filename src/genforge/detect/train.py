@@ -63,11 +63,11 @@ def _split(n: int, generator: torch.Generator, held_out: float = 0.1) -> tuple[t
     return order[cut:], order[:cut]
 
 
-def _batch(real: torch.Tensor, fakes: FakeSet, size: int, generator: torch.Generator, config: DetectTrainConfig):
+def _batch(real: torch.Tensor, fakes: FakeSet, size: int, generator: torch.Generator, p: float,
+           ops: tuple[str, ...]):
     r = torch.randint(len(real), (size // 2,), generator=generator)
     f = torch.randint(len(fakes), (size - size // 2,), generator=generator)
-    x = augment(torch.cat([real[r], fakes.images[f]]), generator, config.augment_p,
-                parse_augmentations(config.augmentations))
+    x = augment(torch.cat([real[r], fakes.images[f]]), generator, p, ops)
     labels = torch.cat([torch.zeros(len(r)), torch.ones(len(f))])
     masks = torch.cat([torch.zeros(len(r), *fakes.masks.shape[1:]), fakes.masks[f]])
     return x, labels, masks
@@ -108,6 +108,7 @@ def train_detector(real: ImageSet, run_dirs: list[str | Path], out: str | Path |
                                        tone_channels=config.tone_channels)).to(device).train()
     optimizer = torch.optim.AdamW(detector.parameters(), lr=config.lr, weight_decay=1e-4)
     precision = resolve_precision(config.precision, device)
+    ops = parse_augmentations(config.augmentations)
 
     by_time = config.steps is None
     bar = tqdm(total=round(60 * config.minutes) if by_time else config.steps, disable=not progress,
@@ -122,7 +123,7 @@ def train_detector(real: ImageSet, run_dirs: list[str | Path], out: str | Path |
         # Batches are drawn and augmented on the CPU with the seeded generator, so a run is the same
         # on any device; the detector's steps are what a GPU speeds up.
         x, labels, masks = (t.to(device, non_blocking=True) for t in
-                            _batch(train_real, train_fakes, config.batch_size, generator, config))
+                            _batch(train_real, train_fakes, config.batch_size, generator, config.augment_p, ops))
         with autocast(precision, device):
             logit, mask_logits = detector(x)
         image_loss = F.binary_cross_entropy_with_logits(logit.float(), labels)

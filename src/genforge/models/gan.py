@@ -154,9 +154,9 @@ class GAN(GenerativeModel):
         loss = generator_loss(self.config.loss, self._critic(fake, labels))
         stats = {"loss_g": loss.detach()}
         if self.config.mode_seeking:
-            stats["mode_seeking"] = mode_seeking_penalty(fake.float(), z)
-            loss = loss + self.config.mode_seeking * stats["mode_seeking"]
-            stats["mode_seeking"] = stats["mode_seeking"].detach()
+            penalty = mode_seeking_penalty(fake.float(), z)
+            loss = loss + self.config.mode_seeking * penalty
+            stats["mode_seeking"] = penalty.detach()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
