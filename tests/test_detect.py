@@ -17,6 +17,7 @@ from genforge.detect.detector import save_detector, tones
 from genforge.detect.augment import PERTURBATIONS, augment, jpeg, quantise
 from genforge.detect.evaluate import localisation, separation
 from genforge.detect.fakes import SELF_BLEND, changed_pixels, make_fakes, model_fakes, random_masks, self_blends
+from genforge.detect.softness import is_soft, sharpness, sharpness_floor
 from genforge.detect.spectral import SpectralBaseline, discriminator_score
 from genforge.detect.train import edit_map_weights
 
@@ -217,6 +218,41 @@ def test_cli_judges_a_folder_and_reports_the_bad_file(detector_dir, held_out, tm
     assert "converted RGB to L" in out
     assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["fake.png", "real.png", "rgb.png"]
     assert Image.open(tmp_path / "maps" / "rgb.png").size == (56 * 3, 40 * 3)
+
+
+def test_softness_flags_blurred_and_resized_images_but_not_jpeg_or_noise():
+    floor = sharpness_floor(load_dataset("mnist", "train").images[:5000].float() / 255)
+    real = load_dataset("mnist", "test").images[:1000].float() / 255
+    assert is_soft(real, floor).float().mean() < 0.03
+    for name, perturb in PERTURBATIONS.items():
+        share = is_soft(quantise(perturb(real)), floor).float().mean().item()
+        assert (share > 0.95) if name.startswith(("blur", "resample")) else (share < 0.05), (name, share)
+    rgb = real[:50].expand(-1, 3, -1, -1)  # a grey picture in three channels measures the same
+    assert torch.allclose(sharpness(rgb), sharpness(real[:50]))
+    blank = torch.full((2, 1, 28, 28), 0.5)
+    blank[1, 0, 5, 5] = 0.51  # contrast below MIN_CONTRAST: nothing to measure, never soft
+    assert sharpness(blank).isnan().all() and not is_soft(blank, floor).any()
+
+
+def test_cli_says_which_images_look_blurred(detector_dir, held_out, tmp_path, capsys):
+    real = held_out[0][:4]
+    images = torch.cat([real, PERTURBATIONS["blur-sigma1"](real)])
+    np.savez(tmp_path / "x.npz", images=(quantise(images) * 255).round().to(torch.uint8).numpy())
+    assert main(["detect", str(detector_dir), str(tmp_path / "x.npz"), "--json", str(tmp_path / "v.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("soft: blurred or resized?") == 4 and "4 look blurred or resized" in out
+    verdicts = json.loads((tmp_path / "v.json").read_text())["images"]
+    assert [v["soft"] for v in verdicts] == [False] * 4 + [True] * 4
+    card_path = detector_dir / "detector.json"
+    card = json.loads(card_path.read_text())
+    assert 0 < card["softness"]["sharpness_floor"] < 1 and card["softness"]["quantile"] == 0.01
+    older = tmp_path / "older"  # a card from before the floor: judged as before, softness unknown
+    older.mkdir()
+    (older / "detector.safetensors").write_bytes((detector_dir / "detector.safetensors").read_bytes())
+    (older / "detector.json").write_text(json.dumps({k: v for k, v in card.items() if k != "softness"}))
+    assert main(["detect", str(older), str(tmp_path / "x.npz"), "--json", str(tmp_path / "w.json")]) == 0
+    assert "soft" not in capsys.readouterr().out
+    assert {v["soft"] for v in json.loads((tmp_path / "w.json").read_text())["images"]} == {None}
 
 
 def test_cli_judges_a_data_slice_at_a_stated_threshold(detector_dir, capsys):

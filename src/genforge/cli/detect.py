@@ -18,6 +18,7 @@ from ..detect.train import DetectTrainConfig
 from ..errors import GenforgeError
 from ..train.precision import DEFAULT_PRECISION, PRECISIONS
 
+SOFT_NOTE = "soft: blurred or resized? the verdict is weak"
 JUDGE_ONLY = ("json", "heatmap", "threshold")
 TRAIN_ONLY = ("real", "fake", "out", "steps", "minutes", "edit_weight", "edit_truth", "self_blend", "precision",
               "augment")
@@ -108,6 +109,7 @@ def judge(args) -> int:
     from ..detect import load_detector
     from ..detect.heatmap import overlay
     from ..detect.inputs import read_inputs
+    from ..detect.softness import is_soft
     from ..report.grid import save_png
     if not args.inputs:
         raise GenforgeError(f"give images to judge: genforge detect {args.target} IMAGE_OR_FOLDER...")
@@ -119,19 +121,28 @@ def judge(args) -> int:
     if not readable:
         raise GenforgeError(f"none of the {len(items)} image(s) could be read; "
                             f"first: {items[0].name}: {items[0].error}")
-    probs, maps = detector.predict(torch.stack([item.image for item in readable]))
+    images = torch.stack([item.image for item in readable])
+    probs, maps = detector.predict(images)
+    # Cards written before the softness floor existed say nothing about it (None in the JSON).
+    floor = card.get("softness", {}).get("sharpness_floor")
+    soft = is_soft(images, floor).tolist() if floor is not None else [None] * len(readable)
     verdicts = []
     print(f"probability that the image is generated or edited (verdict at threshold {threshold:g}):")
-    for item, p in zip(readable, probs.tolist()):
+    for item, p, s in zip(readable, probs.tolist(), soft):
         verdict = "generated/edited" if p >= threshold else "real"
-        verdicts.append({"image": item.name, "probability": p, "verdict": verdict, "note": item.note})
-        print(f"{p:7.4f}  {verdict:16s}  {item.name}" + (f"  ({item.note})" if item.note else ""))
+        verdicts.append({"image": item.name, "probability": p, "verdict": verdict, "soft": s, "note": item.note})
+        notes = [n for n in (item.note, SOFT_NOTE if s else "") if n]
+        print(f"{p:7.4f}  {verdict:16s}  {item.name}" + (f"  ({'; '.join(notes)})" if notes else ""))
     for item in items:
         if item.error:
             print(f"genforge: {item.name}: {item.error}", file=sys.stderr)
     flagged = sum(v["verdict"] != "real" for v in verdicts)
     print(f"{len(readable)} judged: {flagged} generated/edited, {len(readable) - flagged} real"
           + (f"; {len(items) - len(readable)} unreadable" if len(readable) < len(items) else ""))
+    if any(soft):
+        print(f"{sum(map(bool, soft))} look blurred or resized (softer than "
+              f"{1 - card['softness']['quantile']:.0%} of the detector's real training images): its verdicts "
+              "on such images are weak, down to a coin toss on some pasted regions (BENCHMARKS.md, robustness)")
     if args.heatmap:
         folder = Path(args.heatmap)
         for item, edit_map in zip(readable, maps):

@@ -28,6 +28,7 @@ from .augment import AUGMENTATIONS, augment, parse_augmentations
 from .detector import Detector, DetectorConfig, save_detector
 from .evaluate import evaluate_detector
 from .fakes import FakeSet, make_fakes
+from .softness import SOFT_QUANTILE, sharpness_floor
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ def train_detector(real: ImageSet, run_dirs: list[str | Path], out: str | Path |
     detector.eval()
     validation = evaluate_detector(detector, real_images[real_val], fakes.subset(fake_val), perturb=False)
     card = {"threshold": config.threshold,
+            "softness": {"sharpness_floor": sharpness_floor(train_real), "quantile": SOFT_QUANTILE},
             "training": {"real": real_spec or real.name, "real_images": len(real_train),
                          "fakes": [str(r) for r in run_dirs], "fake_sources": fakes.names,
                          "fake_images": len(fake_train), "steps": step, "precision_used": precision,
@@ -168,4 +170,9 @@ def report(card: dict) -> str:
     loc = card["validation"]["localisation"]
     if loc:
         lines += ["", f"Localisation on pastes: pixel AUC {loc['pixel_auc']:.4f}, pixel F1 {loc['pixel_f1']:.4f}."]
+    soft = card.get("softness")
+    if soft:
+        lines += ["", f"Images softer than {1 - soft['quantile']:.0%} of the real training images (sharpness below "
+                  f"{soft['sharpness_floor']:.3f}) are flagged when judged: blur and resizing hide what the "
+                  "detector reads."]
     return "\n".join(lines) + "\n"
