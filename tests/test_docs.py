@@ -10,7 +10,7 @@ MARKER = re.compile(r"<!-- (\S+):(start|end) -->")
 CITED = ("families:mnist", "families:fashion-mnist", "detect", "edit:beta-vae-mnist", "edit:cvae-mnist",
          "edit:cgan-mnist", "edit:sngan-mnist", "edit:beta-vae-fashion-mnist", "edit:cvae-fashion-mnist",
          "edit:cgan-fashion-mnist", "edit:sngan-fashion-mnist", "throughput", "race:mnist",
-         "race:fashion-mnist", "eval-speed", "inpaint-trial")
+         "race:fashion-mnist", "eval-speed", "inpaint-trial", "softness:mnist", "softness:fashion-mnist")
 
 
 def blocks(text: str) -> list[str]:
