@@ -4,12 +4,13 @@ held-out groups).
 
     python bench/detect_trial.py --runs RUN_DIR... [--edits NAME=FILE.npz ...] [--width 16]
                                  [--edit-weight 10] [--minutes 4] [--threads 1] [--perturb] [--set FIELD=VALUE ...]
-                                 [--train-runs RUN_DIR...]
+                                 [--train-runs RUN_DIR...] [--by-size]
 
 Prints the AUC of every source and the pixel AUC of the edit maps on each partly edited source
 and on all pastes together (against either definition of a paste's mask, fakes.py), measured
 like detect_bench.py (unseen test images and seeds); with --perturb also the mean and lowest
-AUC over the sources after each perturbation. `--set steps=N --minutes 1000` gives trials that
+AUC over the sources after each perturbation, with --by-size the AUC on pastes by how many
+pixels they changed, clean and perturbed. `--set steps=N --minutes 1000` gives trials that
 run side by side the same number of steps.
 """
 
@@ -26,9 +27,10 @@ from genforge.cli.train import parse_overrides
 from genforge.data import load_dataset, load_slice
 from genforge.detect import DetectTrainConfig, train_detector
 from genforge.detect.fakes import EDIT_TRUTHS
+from genforge.detect.augment import PERTURBATIONS, quantise
 from genforge.detect.evaluate import detector_scorer, localisation, per_source, under_perturbations
 
-from detect_bench import held_out_fakes
+from detect_bench import by_edit_size, held_out_fakes
 
 
 def map_scorer(detector, fused: bool):
@@ -59,6 +61,8 @@ def main() -> None:
     p.add_argument("--map-scores", action="store_true", help="also the AUC of two image scores read off the "
                    "edit map: the mean of its top 1%% of pixels, and that fused with the image probability "
                    "(noisy-or)")
+    p.add_argument("--by-size", action="store_true", help="also the AUC on all pastes by pixels changed, clean "
+                   "and after each perturbation")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any other DetectTrainConfig field, e.g. --set fakes_per_source=4000 (repeatable)")
     args = p.parse_args()
@@ -98,6 +102,12 @@ def main() -> None:
             result[f"auc {name}"] = {"mean": round(sum(values.values()) / len(values), 4),
                                      "min": round(values[worst], 4), "worst": worst,
                                      "each": {source: round(auc, 4) for source, auc in values.items()}}
+    if args.by_size:
+        score = detector_scorer(detector)
+        for name, perturb in {"none": lambda x: x, **PERTURBATIONS}.items():
+            sizes = by_edit_size(lambda x: score(quantise(perturb(x))), real_test, fakes)
+            result[f"by size {name}"] = {source: {size: (round(m["auc"], 4), m["n"]) if "auc" in m else m["n"]
+                                                  for size, m in bins.items()} for source, bins in sizes.items()}
     print(json.dumps({"trained on": [r.name for r in train_runs], "width": args.width, "edit_weight": args.edit_weight,
                       "minutes": args.minutes, **overrides, **result}, indent=1))
 
