@@ -237,7 +237,8 @@ def test_softness_flags_blurred_and_resized_images_but_not_jpeg_or_noise():
 def test_cli_says_which_images_look_blurred(detector_dir, held_out, tmp_path, capsys):
     real = held_out[0][:4]
     images = torch.cat([real, PERTURBATIONS["blur-sigma1"](real)])
-    np.savez(tmp_path / "x.npz", images=(quantise(images) * 255).round().to(torch.uint8).numpy())
+    pixels = (quantise(images) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)  # (N, H, W, C), as a file holds
+    np.savez(tmp_path / "x.npz", images=pixels.numpy())
     assert main(["detect", str(detector_dir), str(tmp_path / "x.npz"), "--json", str(tmp_path / "v.json")]) == 0
     out = capsys.readouterr().out
     assert out.count("soft: blurred or resized?") == 4 and "4 look blurred or resized" in out
