@@ -207,7 +207,7 @@ def _write_folder(folder, held_out):
 def test_cli_judges_a_folder_and_reports_the_bad_file(detector_dir, held_out, tmp_path, capsys):
     _write_folder(tmp_path / "in", held_out)
     code = main(["detect", str(detector_dir), str(tmp_path / "in"), "--json", str(tmp_path / "v.json"),
-                 "--heatmap", str(tmp_path / "maps")])
+                 "--heatmap", str(tmp_path / "maps"), "--sheet", str(tmp_path / "sheet.png")])
     out, err = capsys.readouterr()
     assert code == 1  # some file could not be read
     assert "broken.png" in err and "broken.png" not in out and "notes.txt" not in out + err
@@ -218,6 +218,10 @@ def test_cli_judges_a_folder_and_reports_the_bad_file(detector_dir, held_out, tm
     assert "converted RGB to L" in out
     assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["fake.png", "real.png", "rgb.png"]
     assert Image.open(tmp_path / "maps" / "rgb.png").size == (56 * 3, 40 * 3)
+    assert "wrote " + str(tmp_path / "sheet.png") + " (3 of 3 images" in out
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png").convert("RGB")).astype(int)
+    assert sheet.shape[1] > sheet.shape[0]  # one row of three tiles
+    assert ((sheet[..., 0] > 200) & (sheet[..., 1] < 80)).any()  # the fake's edit map or its red title
 
 
 def test_softness_flags_blurred_and_resized_images_but_not_jpeg_or_noise():
@@ -288,6 +292,8 @@ def test_cli_trains_a_detector(runs, tmp_path, capsys):
     (["detect", "{det}", "mnist:test:0-9", "--no-self-blend"], "--self-blend belongs to"),
     (["detect", "train", "--real", "mnist", "--out", "{tmp}/d"], "genforge detect train --real DATA"),
     (["detect", "{det}", "mnist:test:0-9", "--augment", "blur"], "--augment belongs to"),
+    (["detect", "train", "--real", "mnist:train:0-63", "--fake", "{det}", "--out", "{tmp}/d", "--steps", "1",
+      "--sheet", "{tmp}/s.png"], "--sheet belongs to judging"),
     (["detect", "train", "--real", "mnist:train:0-63", "--fake", "{det}", "--out", "{tmp}/d", "--steps", "1",
       "--augment", "blur,rotate"], "unknown augmentation 'rotate'"),
 ])

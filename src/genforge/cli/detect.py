@@ -1,6 +1,7 @@
 """`genforge detect`: judge images with a trained detector, or train one.
 
-    genforge detect DET_DIR IMAGE_OR_FOLDER_OR_SLICE... [--json FILE] [--heatmap DIR] [--threshold T] [--device D]
+    genforge detect DET_DIR IMAGE_OR_FOLDER_OR_SLICE... [--json FILE] [--heatmap DIR] [--sheet FILE.png]
+                    [--threshold T] [--device D]
     genforge detect train --real DATA --fake RUN_DIR... --out DET_DIR [--steps N | --minutes M] [--device D]
 """
 
@@ -19,7 +20,7 @@ from ..errors import GenforgeError
 from ..train.precision import DEFAULT_PRECISION, PRECISIONS
 
 SOFT_NOTE = "soft: blurred or resized? the verdict is weak"
-JUDGE_ONLY = ("json", "heatmap", "threshold")
+JUDGE_ONLY = ("json", "heatmap", "sheet", "threshold")
 TRAIN_ONLY = ("real", "fake", "out", "steps", "minutes", "edit_weight", "edit_truth", "self_blend", "precision",
               "augment")
 
@@ -38,6 +39,8 @@ def add_parser(sub) -> None:
     p.add_argument("inputs", nargs="*", help="images to judge")
     p.add_argument("--json", help="also write the verdicts as JSON to this file")
     p.add_argument("--heatmap", help="write a PNG of each image with its edited regions in red to this folder")
+    p.add_argument("--sheet", help="write one PNG of the judged images with their edit maps, the most likely "
+                   "generated or edited first (up to 64)")
     p.add_argument("--threshold", type=float, help="probability above which an image is called generated "
                    "or edited (default: the detector's own)")
     p.add_argument("--device", type=device_name, default="cpu", help="where the detector runs (and trains): "
@@ -108,6 +111,7 @@ def judge(args) -> int:
 
     from ..detect import load_detector
     from ..detect.heatmap import overlay
+    from ..detect.sheet import contact_sheet
     from ..detect.inputs import read_inputs
     from ..detect.softness import is_soft
     from ..report.grid import save_png
@@ -148,6 +152,10 @@ def judge(args) -> int:
         for item, edit_map in zip(readable, maps):
             save_png(overlay(item.original, edit_map), folder / f"{heatmap_stem(item.name)}.png")
         print(f"wrote {len(readable)} heatmaps to {folder}")
+    if args.sheet:
+        shown = contact_sheet([item.original for item in readable], probs, maps, threshold, args.sheet, soft,
+                              [item.name for item in readable])
+        print(f"wrote {args.sheet} ({shown} of {len(readable)} images, the most likely generated or edited first)")
     if args.json:
         errors = [{"image": item.name, "error": item.error} for item in items if item.error]
         Path(args.json).write_text(json.dumps({"detector": args.target, "threshold": threshold,
