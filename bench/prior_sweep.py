@@ -66,7 +66,8 @@ def sweep(run: Path, specs: list[str], n: int, replay: bool = False) -> list[dic
 def row(run: Path, model, prior: str, fit_s: float | None, scores: dict) -> dict:
     out = {"run": str(run), "model": label(model), "prior": prior, "fit_s": fit_s,
            **{k: scores[k] for k in COLUMNS}, "class_read": scores.get("conditional_accuracy")}
-    print(f"{run.name:14s} {prior:40s} " + "  ".join(f"{k} {out[k]:.3f}" for k in COLUMNS), flush=True)
+    fit = "" if fit_s is None else f"fit {fit_s:.0f} s  "
+    print(f"{run.name:14s} {prior:40s} {fit}" + "  ".join(f"{k} {out[k]:.3f}" for k in COLUMNS), flush=True)
     return out
 
 

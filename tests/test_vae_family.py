@@ -87,7 +87,7 @@ def cluster_fit(samples: torch.Tensor) -> tuple[float, torch.Tensor]:
     return float(distance.mean()), torch.bincount(nearest, minlength=6) / len(samples)
 
 
-@pytest.mark.parametrize("kind, options", [("gmm", {}), ("gmm", {"covariance": "diag"}),
+@pytest.mark.parametrize("kind, options", [("gmm", {}), ("gmm", {"covariance": "diag"}), ("gmm", {"max_codes": 1000}),
                                            ("flow", {"train_steps": 1000})])
 def test_priors_learn_a_many_moded_distribution(kind, options):
     z, which = blobs(3000, seed=0)
@@ -187,12 +187,13 @@ def test_genforge_prior_takes_the_priors_options(run_with_gmm, tmp_path, capsys)
     run = shutil.copytree(run_with_gmm, tmp_path / "run")
     assert main(["prior", str(run), "--set", "components=3", "--set", "covariance=diag"]) == 0
     model = genforge.load(run)
-    assert model.prior.describe()["options"] == {"components": 3, "covariance": "diag", "seed": 0}
+    assert model.prior.describe()["options"] == {"components": 3, "covariance": "diag", "seed": 0, "max_codes": None}
     assert model.prior.means.shape[1] == 3 and model.sample(4, seed=0).shape == (4, 1, 28, 28)
     capsys.readouterr()
     for bad, says in ((["--set", "componets=3"], "no option 'componets'"),
                       (["--set", "covariance=tied"], "covariance must be one of full, diag"),
-                      (["--set", "components=0"], "positive whole number")):
+                      (["--set", "components=0"], "positive whole number"),
+                      (["--set", "max_codes=2"], "max_codes must be a whole number of at least the 120 components")):
         assert main(["prior", str(run), *bad]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and says in err[0], err

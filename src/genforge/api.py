@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
 import torch
@@ -160,11 +162,17 @@ def training_codes(model: Model, data: ImageSet, batch_size: int = 1000) -> tupl
     return codes, labels
 
 
-def _fit_and_save_prior(model: Model, data: ImageSet, kind: str, **options) -> None:
+def _fit_and_save_prior(model: Model, data: ImageSet, kind: str, progress: bool = False, **options) -> None:
     _check_prior_choice(model.module, kind)
     codes, labels = training_codes(model, data)
     num_classes = model.module.config.num_classes if labels is not None else None
+    started = time.perf_counter()
+    if progress:  # a mixture fit can take minutes after the bar has reached its end: say what is going on
+        print(f"fitting a {kind} latent prior to {len(codes)} training codes (minutes for a mixture on a CPU; "
+              "--prior none skips it) ...", file=sys.stderr, flush=True)
     save_prior(fit_latent_prior(kind, codes, labels, num_classes, **options), RunDir(model.run_dir).prior)
+    if progress:
+        print(f"fitted the {kind} prior in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
 
 
 def _check_prior_choice(module: GenerativeModel, kind: str) -> None:
@@ -226,7 +234,7 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
     evaluate = _sample_evaluator(run_info, eval_n, seed, data_dir) if eval_every else None
     train_loop(module, data, out, config, run_info=run_info, resume=resume, progress=progress, evaluate=evaluate)
     if prior != "none":
-        _fit_and_save_prior(load(out, device), data, prior)
+        _fit_and_save_prior(load(out, device), data, prior, progress=progress)
     if report:
         from .report.run_report import write_report
         write_report(out)

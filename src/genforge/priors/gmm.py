@@ -12,6 +12,11 @@ every component of the class at every step (120 per class in 128 dimensions: 1 s
 + 1) / 2 numbers: 8,256 at 128 dims, fitted from a few hundred codes each; diagonal ones trade
 the correlations for far fewer numbers, which lets more components fit the same codes.
 
+`max_codes`: fit each mixture to a seeded random subset of at most this many codes. EM's time
+grows with the codes, and 120 full-covariance components over the 60,000 codes of MNIST take
+minutes after the training; a subset is faster but costs samples' quality (BENCHMARKS.md,
+prior-sweep block gmm-max-codes), so the default (None) fits every code.
+
 scikit-learn's EM fits it; the fitted weights, means and Cholesky factors of the covariances
 are kept as tensors, so sampling and densities run in torch with a seeded generator and the
 prior saves as safetensors. A conditional prior is one mixture per class.
@@ -37,7 +42,7 @@ class GaussianMixturePrior(LatentPrior):
     kind = "gmm"
 
     def __init__(self, dim: int, num_classes: int = 0, components: int | None = None, covariance: str = "full",
-                 seed: int = 0):
+                 seed: int = 0, max_codes: int | None = None):
         super().__init__(dim, num_classes)
         if components is None:
             components = COMPONENTS_PER_CLASS if num_classes else COMPONENTS
@@ -45,14 +50,18 @@ class GaussianMixturePrior(LatentPrior):
             raise GenforgeError(f"gmm covariance must be one of {', '.join(COVARIANCES)}, got {covariance!r}")
         if not isinstance(components, int) or components < 1:
             raise GenforgeError(f"gmm components must be a positive whole number, got {components!r}")
-        self.components, self.covariance, self.seed = components, covariance, seed
+        if max_codes is not None and (not isinstance(max_codes, int) or max_codes < components):
+            raise GenforgeError(f"gmm max_codes must be a whole number of at least the {components} components, "
+                                f"got {max_codes!r}")
+        self.components, self.covariance, self.seed, self.max_codes = components, covariance, seed, max_codes
         groups = max(num_classes, 1)  # one mixture per class, or one for all codes
         self.register_buffer("weights", torch.full((groups, components), 1.0 / components))
         self.register_buffer("means", torch.zeros(groups, components, dim))
         self.register_buffer("scale_tril", torch.eye(dim).repeat(groups, components, 1, 1))
 
     def options(self) -> dict:
-        return {"components": self.components, "covariance": self.covariance, "seed": self.seed}
+        return {"components": self.components, "covariance": self.covariance, "seed": self.seed,
+                "max_codes": self.max_codes}
 
     def fit(self, z, labels=None):
         self.check_input(z, labels)
@@ -61,6 +70,9 @@ class GaussianMixturePrior(LatentPrior):
             if len(codes) < self.components:
                 raise GenforgeError(f"a {self.components}-component mixture needs at least {self.components} "
                                     f"codes{f' of class {g}' if labels is not None else ''}, got {len(codes)}")
+            if self.max_codes is not None and len(codes) > self.max_codes:
+                pick = torch.randperm(len(codes), generator=torch.Generator().manual_seed(self.seed + g))
+                codes = codes[pick[:self.max_codes]]
             gmm = GaussianMixture(self.components, covariance_type=self.covariance, random_state=self.seed)
             gmm.fit(codes.double().cpu().numpy())
             self.weights[g] = torch.from_numpy(gmm.weights_)
