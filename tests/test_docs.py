@@ -10,7 +10,8 @@ MARKER = re.compile(r"<!-- (\S+):(start|end) -->")
 CITED = ("families:mnist", "families:fashion-mnist", "detect", "edit:beta-vae-mnist", "edit:cvae-mnist",
          "edit:cgan-mnist", "edit:sngan-mnist", "edit:beta-vae-fashion-mnist", "edit:cvae-fashion-mnist",
          "edit:cgan-fashion-mnist", "edit:sngan-fashion-mnist", "throughput", "race:mnist",
-         "race:fashion-mnist", "eval-speed", "inpaint-trial", "softness:mnist", "softness:fashion-mnist")
+         "race:fashion-mnist", "eval-speed", "inpaint-trial", "softness:mnist", "softness:fashion-mnist",
+         "mixture-fit", "prior-sweep:gmm-max-codes")
 
 
 def blocks(text: str) -> list[str]:

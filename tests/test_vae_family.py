@@ -106,6 +106,23 @@ def test_priors_learn_a_many_moded_distribution(kind, options):
     assert (cluster_fit(three)[1][3]) > 0.95
 
 
+@pytest.mark.parametrize("covariance", ["full", "diag"])
+def test_mixture_em_lands_where_scikit_learns_does(covariance, monkeypatch):
+    from sklearn.mixture import GaussianMixture
+
+    from genforge.priors import em
+    z = blobs(3000, seed=0)[0]
+    theirs = GaussianMixture(12, covariance_type=covariance, random_state=0).fit(z.double().numpy())
+    covariances = theirs.covariances_ if covariance == "full" else np.apply_along_axis(np.diag, -1, theirs.covariances_)
+    for cache in (em.CACHE_BYTES, 0):  # the coordinate products kept, or made again every step
+        monkeypatch.setattr(em, "CACHE_BYTES", cache)
+        ours = em.fit_mixture(z, 12, covariance, seed=0)
+        assert ours.converged and ours.iterations == theirs.n_iter_
+        for mine, sklearns in ((ours.weights, theirs.weights_), (ours.means, theirs.means_),
+                               (ours.covariances, covariances)):
+            torch.testing.assert_close(mine, torch.from_numpy(sklearns), rtol=1e-6, atol=1e-8)
+
+
 @pytest.mark.parametrize("kind, options", [("gmm", {"components": 6}), ("flow", {"train_steps": 1000})])
 def test_temperature_widens_the_codes(kind, options):
     prior = fit_prior(kind, blobs(3000, seed=0)[0], **options)
