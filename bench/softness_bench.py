@@ -47,7 +47,7 @@ def run_bench(args) -> dict:
     return {"real": args.real, "floor": floor, "n": args.n, "rows": rows}
 
 
-def markdown(result: dict) -> str:
+def markdown(result: dict) -> tuple[str, str, str]:
     start, end = (f"<!-- softness:{result['real']}:{tag} -->" for tag in ("start", "end"))
     lines = block_header(start, f"Softness flag ({result['real']}): share of images `genforge detect` calls blurred "
                          "or resized",

@@ -167,9 +167,9 @@ def _fit_and_save_prior(model: Model, data: ImageSet, kind: str, progress: bool 
     codes, labels = training_codes(model, data)
     num_classes = model.module.config.num_classes if labels is not None else None
     started = time.perf_counter()
-    if progress:  # a mixture fit can take minutes after the bar has reached its end: say what is going on
-        print(f"fitting a {kind} latent prior to {len(codes)} training codes (minutes for a mixture on a CPU; "
-              "--prior none skips it) ...", file=sys.stderr, flush=True)
+    if progress:  # the fit runs after the bar has reached its end, up to a minute on a CPU: say so
+        print(f"fitting a {kind} latent prior to {len(codes)} training codes (--prior none skips it) ...",
+              file=sys.stderr, flush=True)
     save_prior(fit_latent_prior(kind, codes, labels, num_classes, **options), RunDir(model.run_dir).prior)
     if progress:
         print(f"fitted the {kind} prior in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)

@@ -4,9 +4,9 @@ Written here rather than calling scikit-learn's `GaussianMixture` for its speed:
 the components in Python, one small matrix product each, and fitted 120 full-covariance
 components to the 60,000 32-dim codes of an MNIST VAE in about 230 s on 2 cores, longer than a
 quick training itself (BENCHMARKS.md, mixture-fit block). Here each EM step is two large matrix
-products over all components at once, on the products of each code's coordinates (x_i x_j, i <= j): the M-step's second moments
-are responsibilities times those, and the E-step's Mahalanobis distances those times each
-component's precision. The algorithm is scikit-learn's (its k-means start, reg_covar, tolerance
+products over all components at once, on the products of each code's coordinates (x_i x_j,
+i <= j): the M-step's second moments are the responsibilities times those, the E-step's
+Mahalanobis distances those times each component's precision. The algorithm is scikit-learn's (its k-means start, reg_covar, tolerance
 on the mean log-likelihood, float64), so a fit lands where its fit lands (tests compare them).
 """
 
