@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.linalg import solve_triangular
 from sklearn.mixture import GaussianMixture
-from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 
 import genforge
 from genforge.api import training_codes, training_set
@@ -34,8 +34,11 @@ def log_likelihood(codes: np.ndarray, weights, means, covariances, covariance: s
     """Mean log-likelihood of the codes under a mixture, scored by scikit-learn for both fits."""
     gmm = GaussianMixture(len(weights), covariance_type=covariance)
     gmm.weights_, gmm.means_ = weights, means
-    gmm.covariances_ = covariances if covariance == "full" else np.diagonal(covariances, axis1=1, axis2=2)
-    gmm.precisions_cholesky_ = _compute_precision_cholesky(gmm.covariances_, covariance)
+    if covariance == "full":  # scikit-learn scores with the Cholesky factors of the precisions
+        gmm.precisions_cholesky_ = np.stack([solve_triangular(np.linalg.cholesky(c), np.eye(len(c)), lower=True).T
+                                             for c in covariances])
+    else:
+        gmm.precisions_cholesky_ = 1 / np.sqrt(np.diagonal(covariances, axis1=1, axis2=2))
     return float(gmm.score(codes))
 
 

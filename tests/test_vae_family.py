@@ -121,6 +121,27 @@ def test_mixture_em_lands_where_scikit_learns_does(covariance, monkeypatch):
         for mine, sklearns in ((ours.weights, theirs.weights_), (ours.means, theirs.means_),
                                (ours.covariances, covariances)):
             torch.testing.assert_close(mine, torch.from_numpy(sklearns), rtol=1e-6, atol=1e-8)
+    with pytest.raises(GenforgeError, match="NaN or infinite"):
+        em.fit_mixture(torch.cat([z, torch.full((1, 8), float("nan"))]), 12)
+    monkeypatch.setattr(em, "REG_COVAR", -100.0)  # covariances no longer positive definite
+    with pytest.raises(GenforgeError, match="covariance is singular"):
+        em.fit_mixture(z, 12)
+
+
+def test_gmm_max_codes_fits_a_seeded_subset():
+    z = blobs(3000, seed=0)[0]
+    every = fit_prior("gmm", z, components=6)
+    subset = fit_prior("gmm", z, components=6, max_codes=300)
+    again = fit_prior("gmm", z, components=6, max_codes=300)
+    assert torch.equal(subset.means, again.means)  # the same subset each time
+    assert not torch.allclose(subset.means, every.means)  # and not all the codes
+    assert cluster_fit(subset.sample(1000, torch.Generator().manual_seed(0)))[0] < 1.5  # still the clusters
+
+
+def test_training_says_when_it_fits_the_prior(tmp_path, capsys, mnist_train):
+    genforge.train("vae", "mnist", tmp_path / "vae", steps=3, width=8, latent_dim=4, report=False)
+    err = capsys.readouterr().err
+    assert "fitting a gmm latent prior to 60000 training codes" in err and "fitted the gmm prior in" in err
 
 
 @pytest.mark.parametrize("kind, options", [("gmm", {"components": 6}), ("flow", {"train_steps": 1000})])

@@ -106,6 +106,13 @@ def _log_joint(codes: _Codes, weights: torch.Tensor, means: torch.Tensor, covari
 def fit_mixture(codes: torch.Tensor, components: int, covariance: str = "full", seed: int = 0) -> Mixture:
     """A mixture of `components` Gaussians fitted to codes (N, D) by EM from a k-means start."""
     x = codes.detach().double().cpu()
+    if not torch.isfinite(x).all():
+        raise GenforgeError("the codes hold NaN or infinite values: the autoencoder has diverged; retrain it or "
+                            "resume from an earlier checkpoint")
+    # Centred, so the second moments minus the squared means (the expanded forms both steps use)
+    # do not cancel away digits when the codes sit far from the origin; k-means does not mind.
+    centre = x.mean(0)
+    x = x - centre
     data = _Codes(x, covariance == "diag")
     start = KMeans(components, n_init=1, random_state=seed).fit(x.numpy()).labels_
     resp = torch.nn.functional.one_hot(torch.from_numpy(start.astype(np.int64)), components).double()
@@ -119,4 +126,4 @@ def fit_mixture(codes: torch.Tensor, components: int, covariance: str = "full", 
         if abs(bound - previous) < TOL:
             converged = True
             break
-    return Mixture(weights, means, covariances, iteration, converged)
+    return Mixture(weights, means + centre, covariances, iteration, converged)
