@@ -1,6 +1,6 @@
 """Inpainting settings side by side on one run: which latent search fills holes best.
 
-    python bench/inpaint_trial.py RUN_DIR [--n 1000] [--device cpu] \
+    python bench/trials/inpaint_trial.py RUN_DIR [--n 1000] [--device cpu] \
         --variant default= --variant candidates=64 --variant "candidates=64,average=3"
 
 Each variant is a comma-separated list of FitConfig fields (steps, restarts, candidates, lr, ...)
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -30,6 +31,9 @@ from genforge.cli.train import parse_overrides
 from genforge.edit.fit import fit_latents
 from genforge.edit.inpaint import composite, inpaint
 from genforge.edit.invert import generate
+
+# The suite's shared code (common.py) and scripts live one folder up, in bench/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edit_bench import fill_scores
 

@@ -1,6 +1,6 @@
 """Sampling temperature against precision and recall.
 
-    python bench/temperature_trial.py RUN_DIR... [--temperatures 0.9,1,1.1,1.2,1.35,1.5] [--n 10000]
+    python bench/trials/temperature_trial.py RUN_DIR... [--temperatures 0.9,1,1.1,1.2,1.35,1.5] [--n 10000]
                                       [--figure PNG]
 
 Samples each run as `genforge sample --temperature T` does (its fitted prior, or N(0, I), with

@@ -1,6 +1,6 @@
 """Short trainings of one family with different settings, to choose its defaults.
 
-    python bench/sweep.py --dataset mnist --minutes 5 [--parallel 2] [--out bench/out/sweep]
+    python bench/trials/sweep.py --dataset mnist --minutes 5 [--parallel 2] [--out bench/out/sweep]
         --variant "cgan" --variant "cgan g_width=32 d_width=32 lr=1.6e-3 lr_d=3.2e-3" ... [--write-md BENCHMARKS.md]
 
 A variant is a model name and `FIELD=VALUE` overrides of its config (the `--set` of
@@ -16,7 +16,11 @@ import argparse
 import datetime
 import os
 import re
+import sys
 from pathlib import Path
+
+# The suite's shared code (common.py) and scripts live one folder up, in bench/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import command, machine, write_block
 from families import evaluate_run, run_trainings, train_args, trained

@@ -1,6 +1,6 @@
 """How much of an autoencoder's sample recall its latent prior costs, and how much its decoder.
 
-    python bench/recall_ceiling.py RUN_DIR... [--n 10000] [--name NAME] [--write-md BENCHMARKS.md]
+    python bench/trials/recall_ceiling.py RUN_DIR... [--n 10000] [--name NAME] [--write-md BENCHMARKS.md]
 
 For each trained autoencoder run: the codes (posterior means) of n training images, decoded,
 are what a perfect latent prior would sample, so their precision and recall against the test
@@ -13,6 +13,7 @@ feature network as bench/families.py.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -20,6 +21,9 @@ import torch
 import genforge
 from genforge.metrics.evaluate import DECODED, decoded_codes, evaluate_images
 from genforge.train import RunDir
+
+# The suite's shared code (common.py) and scripts live one folder up, in bench/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import block_header, model_label as label, write_block
 

@@ -2,7 +2,7 @@
 detector's settings, cheaper than the whole detect_bench.py (no baselines, perturbations or
 held-out groups).
 
-    python bench/detect_trial.py --runs RUN_DIR... [--edits NAME=FILE.npz ...] [--width 16]
+    python bench/trials/detect_trial.py --runs RUN_DIR... [--edits NAME=FILE.npz ...] [--width 16]
                                  [--edit-weight 10] [--minutes 4] [--threads 1] [--perturb] [--set FIELD=VALUE ...]
                                  [--train-runs RUN_DIR...] [--by-size]
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -29,6 +30,9 @@ from genforge.detect import DetectTrainConfig, train_detector
 from genforge.detect.fakes import EDIT_TRUTHS
 from genforge.detect.augment import PERTURBATIONS, quantise
 from genforge.detect.evaluate import detector_scorer, localisation, per_source, under_perturbations
+
+# The suite's shared code (common.py) and scripts live one folder up, in bench/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from detect_bench import by_edit_size, held_out_fakes
 
