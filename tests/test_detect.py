@@ -295,7 +295,7 @@ def test_cli_trains_a_detector(runs, tmp_path, capsys):
     (["detect", "train", "--real", "mnist:train:0-63", "--fake", "{det}", "--out", "{tmp}/d", "--steps", "1",
       "--sheet", "{tmp}/s.png"], "--sheet belongs to judging"),
     (["detect", "train", "--real", "mnist:train:0-63", "--fake", "{det}", "--out", "{tmp}/d", "--steps", "1",
-      "--augment", "blur,rotate"], "unknown augmentation 'rotate'"),
+      "--augment", "blur,rotate"], "unknown: 'rotate'"),
 ])
 def test_cli_errors_are_one_line(args, message, detector_dir, tmp_path, capsys):
     argv = [a.format(tmp=tmp_path, det=detector_dir) for a in args]

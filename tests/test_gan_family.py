@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from genforge.errors import UnknownName
+from genforge.errors import ConfigError
 from genforge.metrics.feature_net import load_feature_net
 from genforge.models import build_model
 from genforge.models.diffaugment import diff_augment, parse_policy
@@ -258,16 +258,16 @@ def test_mode_seeking_penalises_pairs_that_collapse_and_pairs_share_their_label(
 @pytest.mark.parametrize("config, message", [
     ({"loss": "lsgan"}, "loss must be one of"),
     ({"mode_seeking": -1}, "mode_seeking"),
-    ({"loss": "ns", "label_smoothing": 0.5}, "label_smoothing must be in"),
+    ({"loss": "ns", "label_smoothing": 0.5}, r"label_smoothing must be a finite number in \[0, 0.5\)"),
     ({"loss": "hinge", "label_smoothing": 0.1}, "'ns' loss only"),
     ({"ema_decay": 1.0}, "ema_decay"),
-    ({"n_critic": 0}, "n_critic must be positive"),
+    ({"n_critic": 0}, "n_critic must be a whole number >= 1"),
     ({"gp_weight": -1}, "gp_weight"),
     ({"minibatch_std": -2}, "minibatch_std"),
-    ({"diffaug": "color,rotate"}, "unknown diffaug 'rotate'"),
+    ({"diffaug": "color,rotate"}, "diffaug must be a comma list of color, translation, cutout"),
 ])
 def test_invalid_gan_config_is_a_clear_error(config, message):
-    with pytest.raises(UnknownName, match=message):
+    with pytest.raises(ConfigError, match=message):
         build_model("sngan", **config)
 
 

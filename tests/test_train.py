@@ -188,7 +188,7 @@ def test_budget_in_epochs_and_minutes(mnist_small, tmp_path):
 
 def test_bad_budget_values_are_rejected():
     for bad in ({"steps": 0}, {"epochs": -1}, {"minutes": 0}, {"batch_size": 0}):
-        with pytest.raises(ValueError, match="must be positive"):
+        with pytest.raises(ValueError, match=f"training config: {next(iter(bad))} must be a"):
             TrainConfig(**bad)
 
 

@@ -52,7 +52,7 @@ def test_a_larger_beta_gives_a_smaller_kl(name, options, mnist_small):
         losses, _ = train_steps(model, mnist_small, 120)
         kls[beta] = sum(float(s["kl"]) for s in losses[-20:]) / 20
     assert kls[4.0] < 0.5 * kls[0.25], kls
-    with pytest.raises(GenforgeError, match="beta must not be negative"):
+    with pytest.raises(GenforgeError, match="beta must be a finite number >= 0"):
         build_model(name, beta=-1.0)
 
 
@@ -228,9 +228,9 @@ def test_genforge_prior_takes_the_priors_options(run_with_gmm, tmp_path, capsys)
     assert model.prior.describe()["options"] == {"components": 3, "covariance": "diag", "seed": 0, "max_codes": None}
     assert model.prior.means.shape[1] == 3 and model.sample(4, seed=0).shape == (4, 1, 28, 28)
     capsys.readouterr()
-    for bad, says in ((["--set", "componets=3"], "no option 'componets'"),
+    for bad, says in ((["--set", "componets=3"], "unknown option 'componets'"),
                       (["--set", "covariance=tied"], "covariance must be one of full, diag"),
-                      (["--set", "components=0"], "positive whole number"),
+                      (["--set", "components=0"], "components must be a whole number >= 1"),
                       (["--set", "max_codes=2"], "max_codes must be a whole number of at least the 120 components")):
         assert main(["prior", str(run), *bad]) == 2
         err = capsys.readouterr().err.strip().splitlines()

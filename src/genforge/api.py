@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from .data import ImageSet, load_dataset
-from .errors import GenforgeError, RunError
-from .models import GenerativeModel, build_model
+from .errors import ConfigError, GenforgeError, RunError
+from .models import GenerativeModel, build_model, model_class
 from .priors import PRIORS, LatentPrior, card_path, delete_prior, load_prior, save_prior
 from .priors import fit_prior as fit_latent_prior
 from .train import RunDir, TrainConfig
@@ -138,9 +138,14 @@ def load(run_dir: str | Path, device: str = "cpu") -> Model:
 def fit_prior(run_dir: str | Path, kind: str = "gmm", data_dir: str | None = None, **options) -> Model:
     """Fits a latent prior of `kind` to the posterior means of a trained autoencoder's training
     set, saves it in the run directory (replacing any earlier one) and returns the model with it.
-    `options`: the prior's own, e.g. components=30 for a gmm."""
+    `options`: the prior's own, e.g. components=30 for a gmm. The run's report, if it has one,
+    is rewritten to show samples from the new prior."""
+    from .report.run_report import refresh_report
+    from .priors import prior_class
+    prior_class(kind).check_options(**options)  # a bad option: one line before any work
     model = load(run_dir)
     _fit_and_save_prior(model, training_set(model, data_dir), kind, **options)
+    refresh_report(run_dir)
     return load(run_dir)
 
 
@@ -164,6 +169,7 @@ def training_codes(model: Model, data: ImageSet, batch_size: int = 1000) -> tupl
 
 def _fit_and_save_prior(model: Model, data: ImageSet, kind: str, progress: bool = False, **options) -> None:
     _check_prior_choice(model.module, kind)
+    options = PRIORS[kind].check_options(**options)  # a bad option fails now, not after the encoding
     codes, labels = training_codes(model, data)
     num_classes = model.module.config.num_classes if labels is not None else None
     started = time.perf_counter()
@@ -204,7 +210,8 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
     A run that diverges (NaN, an exploding loss, a discriminator that wins completely) goes
     back to its last checkpoint with halved learning rates, at most `max_rollbacks` times.
     An autoencoder ends with a latent prior fitted to its codes of the training set: `prior`
-    "gmm" (the default for autoencoders), "flow", or "none". `precision` is "fp32", "bf16" or
+    "gmm" (the default for autoencoders), "flow", or "none". With `report`, report.md is written
+    last, after the prior is fitted, so its samples are those the model gives. `precision` is "fp32", "bf16" or
     "auto" (bf16 where the hardware runs it fast; see train/precision.py).
     """
     run = RunDir(out)
@@ -218,6 +225,7 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
             steps, epochs, minutes = t["steps"], t["epochs"], t["minutes"]
         seed, batch_size = t["seed"], t["batch_size"]
         precision = precision or t.get("precision", "fp32")
+    model_class(model).Config.from_dict(model_config)  # bad values fail now, before the data is read
     data = load_dataset(dataset, "train", data_dir=data_dir, image_size=image_size, channels=channels)
     config = TrainConfig(steps=steps, epochs=epochs, minutes=minutes, batch_size=batch_size, seed=seed,
                          device=device, sample_every=sample_every, log_every=log_every,
@@ -225,6 +233,7 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
                          max_rollbacks=max_rollbacks, precision=precision or DEFAULT_PRECISION)
     torch.manual_seed(seed)  # weight initialisation
     module = build_model(model, **{**model_config, "image_shape": data.shape})
+    _check_classes(module, data, dataset)
     prior = prior or ("gmm" if module.is_autoencoder else "none")
     if prior != "none":
         _check_prior_choice(module, prior)  # now, not after the training
@@ -239,6 +248,13 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
         from .report.run_report import write_report
         write_report(out)
     return load(out, device)
+
+
+def _check_classes(module: GenerativeModel, data: ImageSet, dataset: str) -> None:
+    """A conditional model needs a class for every label of the data (a rule between config and data)."""
+    if module.is_conditional and data.num_classes > module.config.num_classes:
+        raise ConfigError(f"{module.config.label}: num_classes must be at least the {data.num_classes} classes "
+                          f"of {dataset}, got {module.config.num_classes}")
 
 
 def _sample_evaluator(run_info: dict, n: int, seed: int, data_dir: str | None):

@@ -31,3 +31,18 @@ class TrainingDiverged(GenforgeError):
 
 class TrainingInterrupted(GenforgeError):
     """Training stopped by Ctrl-C after a checkpoint was written."""
+
+
+class ConfigError(GenforgeError, ValueError):
+    """A config value a user set is of the wrong type, out of range, not finite or not one of the
+    choices (config_check.py); the message names the field and what it accepts. Also a ValueError,
+    as these were before they had their own type."""
+
+
+class UnknownField(ConfigError, UnknownName):
+    """A config field or option name that the config does not have; the message lists the valid ones."""
+
+
+class OutputPathError(GenforgeError):
+    """An output path genforge cannot write what was asked into (a suffix it does not write, a
+    file where a folder is wanted, a parent folder that cannot be made): output_paths.py."""

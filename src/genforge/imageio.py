@@ -8,7 +8,18 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .output_paths import FOLDER, check_output
 from .report.grid import make_grid, save_png, to_uint8
+
+
+def check_images_path(path: str | Path, grid: bool = False, flag: str = "") -> str:
+    """What `save_images` will write at `path` (FOLDER, ".npz" or ".png"), or OutputPathError in one
+    line for a path it cannot write; call it before the work that makes the images."""
+    if grid:
+        return check_output(path, (".png", FOLDER), flag, hint="--grid writes one .png picture, "
+                            "or FOLDER/grid.png")
+    hint = "a single .png is a grid: add --grid" if Path(path).suffix.lower() == ".png" else ""
+    return check_output(path, (FOLDER, ".npz"), flag, hint=hint)
 
 
 def save_images(images: torch.Tensor, path: str | Path, grid: bool = False) -> Path:
@@ -16,16 +27,19 @@ def save_images(images: torch.Tensor, path: str | Path, grid: bool = False) -> P
 
     - grid: one PNG tiling all images (PATH itself if it ends in .png, else PATH/grid.png);
     - PATH ending in .npz: array `images`, uint8, shape (N, H, W, C);
-    - otherwise: PATH/00000.png, PATH/00001.png, ...
+    - a folder (an existing one, or a path without a suffix): PATH/00000.png, PATH/00001.png, ...
+
+    Any other path (y.txt, a .png without grid) raises OutputPathError (output_paths.py).
     """
     path = Path(path)
+    kind = check_images_path(path, grid)
     if grid:
-        target = path if path.suffix.lower() == ".png" else path / "grid.png"
-        return save_png(make_grid(images), target)
+        return save_png(make_grid(images), path if kind == ".png" else path / "grid.png")
     arr = to_uint8(images)
-    if path.suffix.lower() == ".npz":
+    if kind == ".npz":
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, images=arr)
+        with open(path, "wb") as f:  # a file object: numpy would add .npz to a name ending .NPZ
+            np.savez_compressed(f, images=arr)
         return path
     path.mkdir(parents=True, exist_ok=True)
     width = max(5, len(str(len(arr) - 1)))

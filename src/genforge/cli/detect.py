@@ -26,7 +26,7 @@ TRAIN_ONLY = ("real", "fake", "out", "steps", "minutes", "edit_weight", "edit_tr
 
 
 def add_parser(sub) -> None:
-    from . import device_name, positive_float, positive_int
+    from . import device_name, positive_float, positive_int, probability
     p = sub.add_parser("detect", help="tell real images from generated or edited ones", description=(
         "genforge detect DET_DIR INPUT...: print, for each image, the probability that it is generated or "
         "edited and the verdict at the detector's threshold; INPUT is an image file, a folder, an .npz "
@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
     p.add_argument("--heatmap", help="write a PNG of each image with its edited regions in red to this folder")
     p.add_argument("--sheet", help="write one PNG of the judged images with their edit maps, the most likely "
                    "generated or edited first (up to 64)")
-    p.add_argument("--threshold", type=float, help="probability above which an image is called generated "
+    p.add_argument("--threshold", type=probability, help="probability above which an image is called generated "
                    "or edited (default: the detector's own)")
     p.add_argument("--device", type=device_name, default="cpu", help="where the detector runs (and trains): "
                    "cpu, cuda or cuda:N")
@@ -79,6 +79,7 @@ def run(args) -> int:
     if misplaced:
         mode = "`genforge detect train`" if not training else "judging (`genforge detect DET_DIR INPUT...`)"
         raise GenforgeError(f"--{misplaced[0].replace('_', '-')} belongs to {mode}, not here")
+    check_outputs(args)
     return train_command(args) if training else judge(args)
 
 
@@ -158,10 +159,20 @@ def judge(args) -> int:
         print(f"wrote {args.sheet} ({shown} of {len(readable)} images, the most likely generated or edited first)")
     if args.json:
         errors = [{"image": item.name, "error": item.error} for item in items if item.error]
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"detector": args.target, "threshold": threshold,
                                                "images": verdicts, "unreadable": errors}, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 1 if len(readable) < len(items) else 0
+
+
+def check_outputs(args) -> None:
+    """Every output path, checked before any work (output_paths.py)."""
+    from ..output_paths import FOLDER, check_output
+    for flag, path, accepts in (("--json", args.json, (".json",)), ("--heatmap", args.heatmap, (FOLDER,)),
+                                ("--sheet", args.sheet, (".png",)), ("--out", args.out, (FOLDER,))):
+        if path is not None:
+            check_output(path, accepts, flag)
 
 
 def heatmap_stem(name: str) -> str:

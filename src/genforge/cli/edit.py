@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -15,7 +16,7 @@ ROW = 16  # images per row of a comparison picture
 def add_parser(sub) -> None:
     from ..edit.pipeline import ATTRIBUTE_STRENGTH
     from ..edit.swap_class import TRANSPORT_STRENGTH
-    from . import device_name, positive_float, positive_int
+    from . import device_name, finite_float, non_negative_float, positive_float, positive_int
     p = sub.add_parser("edit", help="edit real images through a model's latent space", description=(
         "Bring images into the model's latent space (encoder, or latent search for a GAN), change the code, "
         "and decode. --input: a PNG/JPEG file, a folder of them, an .npz with an array 'images', or a data "
@@ -24,14 +25,15 @@ def add_parser(sub) -> None:
     p.add_argument("run_dir")
     p.add_argument("--input", required=True, help="image file, folder, .npz, or DATASET:SPLIT:FIRST-LAST")
     p.add_argument("--op", required=True, choices=OPS)
-    p.add_argument("--out", required=True, help="file.png, file.gif, a folder, or file.npz")
+    p.add_argument("--out", required=True, help="file.png, a folder (a path without a suffix) or file.npz; "
+                   "interpolate/directions: file.png or file.gif; any other suffix is refused")
     p.add_argument("--from", dest="source", type=int, help="attribute/swap-class: the source class "
                    "(default: the input's labels, or what the classifier reads)")
     p.add_argument("--to", dest="target", help="attribute: a class number, or thickness / slant; "
                    "swap-class: a class number")
     p.add_argument("--label-only", action="store_true", help="swap-class with a conditional autoencoder: change "
                    "the label alone, without also moving the code from the source class's codes to the target's")
-    p.add_argument("--strength", type=float, help=f"attribute: multiple of the move (default {ATTRIBUTE_STRENGTH:g}; "
+    p.add_argument("--strength", type=finite_float, help=f"attribute: multiple of the move (default {ATTRIBUTE_STRENGTH:g}; "
                    "negative reverses a property); swap-class with a conditional autoencoder: multiple of the code's "
                    f"move from the source class to the target (default {TRANSPORT_STRENGTH:g})")
     p.add_argument("--steps", type=positive_int, default=8, help="interpolate/directions: images per path")
@@ -43,7 +45,7 @@ def add_parser(sub) -> None:
                    help="interpolate/directions: one row per path (strip), a square grid, or an animated GIF")
     p.add_argument("--mask", help="inpaint: PNG of the image's size, white = missing")
     p.add_argument("--box", help="inpaint: missing box x0,y0,x1,y1 in pixels")
-    p.add_argument("--blend", type=float, default=0.0, help="inpaint: feather the fill into the border "
+    p.add_argument("--blend", type=non_negative_float, default=0.0, help="inpaint: feather the fill into the border "
                    "(Gaussian sigma in pixels; 0 changes only masked pixels)")
     p.add_argument("--samples", type=positive_int, default=1, help="inpaint: average this many completions "
                    "(softer fill, lower error where the hole leaves the content open; K times the time)")
@@ -67,6 +69,8 @@ def add_parser(sub) -> None:
     p.add_argument("--device", type=device_name, default="cpu",
                    help="run the model and its latent search on cpu, cuda or cuda:N")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--report", action="store_true", help="also add the --out picture (a .png) and this "
+                   "summary to the run's report (copied into RUN_DIR/edits/; the same op again replaces it)")
     p.set_defaults(run=run)
 
 
@@ -74,6 +78,10 @@ def run(args) -> int:
     from .. import api
     from ..detect import load_detector
     from ..edit import Editor, FitConfig, as_float, read_images
+    if args.report and Path(args.out).suffix.lower() != ".png":
+        raise GenforgeError(f"--report adds the edit's picture to the run's report: give --out FILE.png, "
+                            f"not {args.out}")
+    check_out(args)
     detector = load_detector(args.detector, args.device)[0] if args.detector else None
     search = FitConfig(steps=args.search_steps, restarts=args.restarts, seed=args.seed)
     if args.candidates is not None:
@@ -84,7 +92,24 @@ def run(args) -> int:
     images = read_images(args.input, editor.image_shape)
     summary = OPERATIONS[args.op](editor, images, as_float(images), args)
     print(summary)
+    if args.report:
+        from ..report.records import add_edit
+        out = re.escape(str(Path(args.out)))  # the caption sits under the picture: no need to say where it went
+        caption = re.sub(out, "the picture above", re.sub(rf"; wrote {out}", "", summary))
+        add_edit(args.run_dir, args.out, f"{args.op} of {args.input}", f"{LAYOUT.get(args.op, '')} {caption}.")
+        print(f"added to {Path(args.run_dir) / 'report.md'}")
     return 0
+
+
+# how each op's .png picture is laid out, for its caption in the run's report
+LAYOUT = {"reconstruct": "Top: the inputs; below: their reconstructions.",
+          "attribute": "Top: the inputs; below: the edited images.",
+          "swap-class": "Top: the inputs; below: the same images turned into the target class.",
+          "inpaint": "Top: the inputs; middle: with the region removed (gray); bottom: the model's completion. "
+                     "Baselines: mean fill (the training images' mean), nearest (the training image nearest on "
+                     "the known pixels).",
+          "interpolate": "One row per pair of inputs, from the first image to the second.",
+          "directions": "One row per latent direction, walked from one side to the other."}
 
 
 def reconstruct(editor, images, x, args) -> str:
@@ -185,6 +210,21 @@ OPERATIONS = {"reconstruct": reconstruct, "interpolate": interpolate, "attribute
 
 
 # --- helpers ------------------------------------------------------------------------------
+PATH_OPS = ("interpolate", "directions")  # they write paths: a strip or grid .png, or a .gif
+
+
+def check_out(args) -> str:
+    """The kind of --out (output_paths.py), checked before any work: a picture (.png) or a folder or
+    .npz of the results; for the ops that walk paths, a .png or a .gif (--format gif needs one)."""
+    from ..output_paths import FOLDER, check_output
+    if args.op not in PATH_OPS:
+        return check_output(args.out, (".png", FOLDER, ".npz"), "--out")
+    kind = check_output(args.out, (".png", ".gif"), "--out", hint=f"{args.op} writes a picture or an animation")
+    if args.format == "gif" and kind != ".gif":
+        raise GenforgeError(f"--out {args.out}: --format gif writes an animation; give --out FILE.gif")
+    return kind
+
+
 def _target(args) -> int | str:
     if args.target is None:
         properties = ", or thickness / slant" if args.op == "attribute" else ""

@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="measure a model or a set of images", description=(
         "genforge eval RUN_DIR: sample --n images and report FID, KID, precision/recall, density/coverage, "
         "the classifier score and class coverage against the test split, beside the real-vs-real floor "
-        "(and reconstruction and likelihood for autoencoders). "
+        "(and reconstruction and likelihood for autoencoders); the results are stored in RUN_DIR/eval.json "
+        "and shown in the run's report. "
         "genforge eval --images PATH --dataset NAME: the same for a PNG folder or an .npz of images. "
         "genforge eval train-features --dataset NAME: train the data set's feature network."))
     p.add_argument("target", nargs="?", help="RUN_DIR, or the word train-features")
@@ -45,6 +46,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..output_paths import FOLDER, check_output
+    if args.json:  # before any work: a path it cannot write is one line
+        check_output(args.json, (".json",), "--json")
+    if args.out:
+        check_output(args.out, (FOLDER,), "--out")
     if args.target == "train-features":
         return train_features(args)
     from ..metrics.evaluate import evaluate_images, evaluate_model
@@ -62,10 +68,15 @@ def run(args) -> int:
         result = evaluate_model(model, n=args.n, seed=args.seed, data_dir=args.data_dir,
                                 nll_images=args.nll_images, nll_k=args.nll_k, features=args.features,
                                 prior=args.prior, temperature=args.temperature)
+        from ..report.records import record_eval
+        stored = record_eval(args.target, result)  # RUN/eval.json, shown in the run's report
     else:
         raise GenforgeError("give a RUN_DIR, --images PATH --dataset NAME, or train-features --dataset NAME")
     print(table(result))
+    if args.target:
+        print(f"stored in {stored} (the run's report shows it)")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0

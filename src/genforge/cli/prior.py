@@ -12,7 +12,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("prior", help="fit a latent prior to a trained autoencoder", description=(
         "Encode the run's training set and fit a density to the codes (prior.safetensors + prior.json "
         "in RUN_DIR, replacing any earlier prior). `genforge sample` and `genforge eval` then draw z "
-        "from it instead of the standard normal, which the codes of a trained VAE do not follow."))
+        "from it instead of the standard normal, which the codes of a trained VAE do not follow; the run's "
+        "report is rewritten with samples from the new prior."))
     p.add_argument("run_dir")
     p.add_argument("--kind", choices=list(PRIORS), default="gmm",
                    help="gmm: a Gaussian mixture (default); flow: a small rectified-flow network")
@@ -25,5 +26,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     model = api.fit_prior(args.run_dir, args.kind, data_dir=args.data_dir, **parse_overrides(args.set))
-    print(f"fitted a {model.prior_kind} prior to the codes of {model.name}; wrote {RunDir(model.run_dir).prior}")
+    run = RunDir(model.run_dir)
+    rewritten = f"; rewrote {run.report}" if run.report.exists() else ""
+    print(f"fitted a {model.prior_kind} prior to the codes of {model.name}; wrote {run.prior}{rewritten}")
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import api
-from ..imageio import save_images
+from ..imageio import check_images_path, save_images
 from ..priors import PRIORS
 
 PRIOR_CHOICES = ["auto", "none", *PRIORS]
@@ -16,7 +16,8 @@ def add_parser(sub) -> None:
         "of shape (N, H, W, C); with --grid, one PNG tiling them. The same seed gives the same images."))
     p.add_argument("run_dir")
     p.add_argument("--n", type=positive_int, default=64, help="number of images (default 64)")
-    p.add_argument("--out", required=True, help="folder, file.npz, or file.png with --grid")
+    p.add_argument("--out", required=True, help="a folder (a path without a suffix), file.npz, or file.png with "
+                   "--grid; any other suffix is refused")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label", type=int, help="class to draw (conditional models)")
     p.add_argument("--grid", action="store_true", help="write one grid picture")
@@ -30,6 +31,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    check_images_path(args.out, args.grid, "--out")  # before any work: a path it cannot write is one line
     model = api.load(args.run_dir, args.device)
     images = model.sample(args.n, seed=args.seed, labels=args.label, prior=args.prior, temperature=args.temperature)
     path = save_images(images, args.out, grid=args.grid)

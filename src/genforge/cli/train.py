@@ -60,13 +60,33 @@ def parse_overrides(pairs: list[str]) -> dict:
         try:
             out[key] = json.loads(value)
         except ValueError:
-            out[key] = value  # a bare string such as likelihood=gaussian
+            try:
+                out[key] = float(value)  # nan, inf: JSON spells them otherwise; the config check refuses them
+            except ValueError:
+                out[key] = value  # a bare string such as likelihood=gaussian; the config check reads the rest
     return out
+
+
+def model_overrides(args) -> dict:
+    """The --set fields for the model's config. Two of its fields are given otherwise: batch_size
+    (the model's default for --batch-size, which `--set batch_size=N` sets here) and image_shape
+    (the data's, with --image-size and --channels)."""
+    overrides = parse_overrides(args.set)
+    if "image_shape" in overrides:
+        raise GenforgeError("image_shape comes from the data: set it with --image-size and --channels")
+    if "batch_size" in overrides:
+        if args.batch_size is not None:
+            raise GenforgeError("give --batch-size or --set batch_size, not both")
+        args.batch_size = overrides.pop("batch_size")  # checked with the training config
+    return overrides
 
 
 def run(args) -> int:
     if not args.resume and not args.model:
         raise GenforgeError("--model is required for a new run (or pass --resume)")
+    from ..output_paths import FOLDER, check_output
+    check_output(args.out, (FOLDER,), "--out")  # the run directory
+    overrides = model_overrides(args)  # first: it may set args.batch_size
     model = api.train(args.model or "", args.dataset, args.out, steps=args.steps, epochs=args.epochs,
                       minutes=args.minutes, seed=args.seed, batch_size=args.batch_size,
                       data_dir=args.data_dir, image_size=args.image_size, channels=args.channels,
@@ -75,6 +95,6 @@ def run(args) -> int:
                       checkpoint_minutes=args.checkpoint_minutes, eval_every=args.eval_every,
                       eval_n=args.eval_n, max_rollbacks=args.max_rollbacks, prior=args.prior,
                       precision=args.precision,
-                      **parse_overrides(args.set))
+                      **overrides)
     print(f"trained {model.name}; report: {model.run_dir / 'report.md'}")
     return 0

@@ -67,6 +67,11 @@ def grey_histogram(x: torch.Tensor, bins: int) -> torch.Tensor:
 
 
 class Detector(nn.Module):
+    """The detector network: a pixel branch (which also paints the edit map, reading the image
+    through log tone curves), a dense layer over the Fourier spectrum, and a grey-level
+    histogram, joined into one probability that an image is generated or edited. Build it
+    with `load_detector` (a trained one) or `train_detector`; judge with `predict`."""
+
     def __init__(self, config: DetectorConfig):
         super().__init__()
         self.config = config

@@ -21,18 +21,19 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..config_check import SEED, Checked, Device, Flag, NameList, Number, OneOf, Whole
 from ..data import ImageSet
 from ..errors import GenforgeError
-from ..train.precision import DEFAULT_PRECISION, autocast, resolve_precision
+from ..train.precision import DEFAULT_PRECISION, PRECISIONS, autocast, resolve_precision
 from .augment import AUGMENTATIONS, augment, parse_augmentations
 from .detector import Detector, DetectorConfig, save_detector
 from .evaluate import evaluate_detector
-from .fakes import FakeSet, make_fakes
+from .fakes import EDIT_TRUTHS, FakeSet, make_fakes
 from .softness import SOFT_QUANTILE, sharpness_floor
 
 
 @dataclass(frozen=True)
-class DetectTrainConfig:
+class DetectTrainConfig(Checked):
     steps: int | None = None
     minutes: float | None = None
     batch_size: int = 64
@@ -51,11 +52,14 @@ class DetectTrainConfig:
     device: str = "cpu"  # where the detector trains; the fakes are made on the CPU
     seed: int = 0
 
-    def __post_init__(self):
-        try:
-            parse_augmentations(self.augmentations)
-        except ValueError as e:
-            raise GenforgeError(str(e)) from None
+    label = "detector training config"
+    RULES = {"steps": Whole(min=1, optional=True), "minutes": Number(gt=0, optional=True),
+             # half real, half fake: at least one of each
+             "batch_size": Whole(min=2), "lr": Number(gt=0), "width": Whole(min=1),
+             "fakes_per_source": Whole(min=1), "mask_weight": Number(ge=0), "edit_weight": Number(gt=0),
+             "edit_truth": OneOf(*EDIT_TRUTHS), "augment_p": Number(ge=0, le=1),
+             "augmentations": NameList(*AUGMENTATIONS), "self_blend": Flag(), "tone_channels": Flag(),
+             "threshold": Number(ge=0, le=1), "precision": OneOf(*PRECISIONS), "device": Device(), "seed": SEED}
 
 
 def _split(n: int, generator: torch.Generator, held_out: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:

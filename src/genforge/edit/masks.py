@@ -49,6 +49,7 @@ def read_mask(path: str | Path, size: int) -> torch.Tensor:
 
 
 def centre_mask(size: int, side: int) -> torch.Tensor:
+    """A (1, 1, size, size) mask of a centred side x side square, 1 = missing."""
     start = (size - side) // 2
     return box_mask(f"{start},{start},{start + side},{start + side}", size)
 

@@ -43,6 +43,17 @@ GROUP_N = 5000  # codes per attribute-vector estimate: class means settle well b
 
 
 class Editor:
+    """Every edit of one trained model, with what the edits need around it: the data set's
+    classifier (to read classes before and after), the run's training set (class codes,
+    neighbours), the latent search settings and the realism check.
+
+        editor = Editor(genforge.load("runs/vae"))
+        x = as_float(read_images("mnist:test:0-15", editor.image_shape))
+        eights = editor.attribute(x, target=8)
+
+    Images go in and come out as floats (N, C, H, W) in [0, 1] on the CPU.
+    """
+
     def __init__(self, model: Model, fit: FitConfig | None = None, progress: bool = False, seed: int = 0,
                  hybrid: bool = False, detector: Detector | None = None, fitted_prior: bool = True,
                  neighbours: int = 0):
@@ -88,6 +99,7 @@ class Editor:
         return net if (c.in_channels, c.image_size, c.image_size) == self.image_shape else None
 
     def classifier(self) -> FeatureNet:
+        """The data set's shipped classifier (GenforgeError where there is none)."""
         if self.feature_net is None:
             raise GenforgeError(f"no classifier for {self.data['dataset']!r} images of shape {self.image_shape}; "
                                 "this edit needs one")
@@ -111,6 +123,7 @@ class Editor:
 
     # --- judging ----------------------------------------------------------------------------
     def reads(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The class the classifier reads in each image (N,), or None without a classifier."""
         return None if self.feature_net is None else class_reads(self.feature_net, x)
 
     @property
@@ -147,11 +160,15 @@ class Editor:
 
     # --- edits ------------------------------------------------------------------------------
     def invert(self, x: torch.Tensor, labels: torch.Tensor | None = None, refine: bool = False) -> torch.Tensor:
+        """Codes (N, latent_dim) for images: the encoder's posterior means for an autoencoder,
+        latent search (from the hybrid encoder's guess with `hybrid=True`) for a GAN.
+        A conditional model needs the images' labels."""
         self._needs_labels(labels)
         return invert_images(self.model, x, labels, self.feature_net, self.fit, refine, self.progress,
                              self.encoder)
 
     def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The images decoded from their own codes: how well the model can represent them."""
         return generate(self.model, self.invert(x, labels), labels)
 
     def interpolate(self, x0: torch.Tensor, x1: torch.Tensor, steps: int = 8, method: str = "slerp",

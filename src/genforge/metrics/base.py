@@ -22,12 +22,15 @@ class Metric:
         self.reset()
 
     def update(self, *args, **kwargs) -> None:
+        """Adds a batch (features, probabilities or images, as the metric takes them)."""
         raise NotImplementedError
 
     def compute(self) -> dict[str, float] | float:
+        """The metric over everything added since the last reset."""
         raise NotImplementedError
 
     def reset(self) -> None:
+        """Forgets everything added."""
         raise NotImplementedError
 
 

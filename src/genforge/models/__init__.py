@@ -21,6 +21,7 @@ MODELS: dict[str, type[GenerativeModel]] = {
 
 
 def model_class(name: str) -> type[GenerativeModel]:
+    """The class of the model family `name` (case-insensitive); UnknownName lists the families."""
     try:
         return MODELS[name.lower()]
     except KeyError:
@@ -28,16 +29,14 @@ def model_class(name: str) -> type[GenerativeModel]:
 
 
 def build_model(name: str, **config) -> GenerativeModel:
-    """Builds a fresh model from its name and config fields (unknown fields are an error)."""
+    """Builds a fresh model from its name and config fields. Every value is checked first
+    (config_check.py): a bad one, or an unknown field, raises ConfigError naming the field."""
     cls = model_class(name)
-    try:
-        cfg = cls.Config.from_dict(config)
-        return cls(cfg)
-    except (TypeError, ValueError) as e:
-        raise UnknownName(f"model {name!r}: {e}") from None
+    return cls(cls.Config.from_dict(config))
 
 
 def model_config_dict(model: GenerativeModel) -> dict:
+    """A model's config as a plain dict (what config.json stores and `build_model` takes back)."""
     return asdict(model.config)
 
 

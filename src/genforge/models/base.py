@@ -17,26 +17,37 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from ..config_check import Checked, ImageShape, Number, Whole, check_names
+from .blocks import upsampling_plan
+
 
 @dataclass
-class ModelConfig:
-    """Fields every model has; each model's config adds its own."""
+class ModelConfig(Checked):
+    """Fields every model has; each model's config adds its own, with a rule for each in its
+    RULES table (config_check.py): building a config checks every value."""
 
     image_shape: tuple[int, int, int] = (1, 28, 28)
     latent_dim: int = 64
     lr: float = 2e-4
     batch_size: int = 128  # the default `train --batch-size`; a model knows what suits it
 
+    label: ClassVar[str] = "model config"  # "<family> config", set by the family's class
+    RULES = {"image_shape": ImageShape(), "latent_dim": Whole(min=1), "lr": Number(gt=0),
+             "batch_size": Whole(min=1)}
+
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown config field(s) {unknown} for {cls.__name__}; known: {sorted(known)}")
-        d = dict(d)
-        if "image_shape" in d:
-            d["image_shape"] = tuple(d["image_shape"])
+        """The config of these fields (unknown names are a ConfigError listing the valid ones)."""
+        check_names(cls.label, d, [f.name for f in fields(cls)])
         return cls(**d)
+
+    def check_image_size(self) -> None:
+        """The convolutional families' ladders start at 4, 7 or 8 pixels and double: 28 and 32 work."""
+        try:
+            upsampling_plan(self.image_shape[1])
+        except ValueError:
+            raise self.refuse("image_shape", "(channels, size, size) with a size of 28 or 32 "
+                              "(or 4, 7 or 8 times a power of two)") from None
 
 
 class GenerativeModel(nn.Module):
@@ -47,6 +58,11 @@ class GenerativeModel(nn.Module):
     is_autoencoder: ClassVar[bool] = False  # has encode() / decode()
     is_conditional: ClassVar[bool] = False  # generate() uses labels (config.num_classes of them)
     has_discriminator: ClassVar[bool] = False  # has discriminate()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name and "Config" in cls.__dict__:  # messages name the family: "vae config: ..."
+            cls.Config.label = f"{cls.name} config"
 
     def __init__(self, config: ModelConfig):
         super().__init__()

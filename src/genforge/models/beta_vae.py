@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config_check import Whole
 from .vae import VAE, VAEConfig
 
 
@@ -25,14 +26,14 @@ class BetaVAEConfig(VAEConfig):
     beta: float = 0.5
     kl_warmup_steps: int = 1000  # steps over which the KL weight rises linearly from 0 to beta
 
+    RULES = {"kl_warmup_steps": Whole(min=0)}
+
 
 class BetaVAE(VAE):
     name = "beta-vae"
     Config = BetaVAEConfig
 
     def __init__(self, config: BetaVAEConfig):
-        if config.kl_warmup_steps < 0:
-            raise ValueError(f"kl_warmup_steps must not be negative, got {config.kl_warmup_steps}")
         super().__init__(config)
         # A buffer, so checkpoints carry it and a resumed run continues the warm-up where it was.
         self.register_buffer("kl_step", torch.zeros((), dtype=torch.long))

@@ -18,12 +18,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..config_check import Whole
 from .vae import VAE, VAEConfig
 
 
 @dataclass
 class CVAEConfig(VAEConfig):
     num_classes: int = 10
+
+    RULES = {"num_classes": Whole(min=2)}
 
 
 class CVAE(VAE):

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config_check import Number, Whole
 from .cvae import CVAE, CVAEConfig
 from .gan_losses import discriminator_loss, generator_loss
 from .gan_networks import Discriminator
@@ -42,9 +43,8 @@ class CVAEGANConfig(CVAEConfig):
     d_width: int = 32
     lr_d: float = 1e-3
 
-    def __post_init__(self):
-        if self.adversarial_weight < 0 or self.adversarial_start < 0:
-            raise ValueError("adversarial_weight and adversarial_start must not be negative")
+    RULES = {"adversarial_weight": Number(ge=0), "adversarial_start": Whole(min=0), "d_width": Whole(min=1),
+             "lr_d": Number(gt=0)}
 
 
 class CVAEGAN(CVAE):

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config_check import Number, Whole
 from .base import GenerativeModel, ModelConfig
 from .blocks import channel_ladder, down_block, up_block, upsampling_plan
 
@@ -20,6 +21,11 @@ class DCGANConfig(ModelConfig):
     lr: float = 2e-4
     beta1: float = 0.5  # DCGAN paper: 0.9 makes training oscillate
     batch_size: int = 128
+
+    RULES = {"g_width": Whole(min=1), "d_width": Whole(min=1), "beta1": Number(ge=0, lt=1)}
+
+    def cross_check(self):
+        self.check_image_size()
 
 
 class Generator(nn.Module):

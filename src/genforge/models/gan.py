@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config_check import NameList, Number, OneOf, Whole
 from .base import GenerativeModel, ModelConfig
-from .diffaugment import diff_augment, parse_policy
+from .diffaugment import AUGMENTATIONS, diff_augment, parse_policy
 from .ema import ema_copy, update_ema
 from .gan_losses import (LOSSES, discriminator_loss, generator_loss, gradient_penalty, mode_seeking_penalty,
                          r1_penalty)
@@ -46,27 +47,18 @@ class GANConfig(ModelConfig):
     num_classes: int = 10  # used by conditional families
     batch_size: int = 64
 
-    def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if not 0 <= self.label_smoothing < 0.5:
-            raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+    RULES = {"g_width": Whole(min=1), "d_width": Whole(min=1),
+             "lr_d": Number(gt=0, optional=True, none_means="the same as lr"),
+             "beta1": Number(ge=0, lt=1), "beta2": Number(ge=0, lt=1), "n_critic": Whole(min=1),
+             "loss": OneOf(*LOSSES), "gp_weight": Number(ge=0), "r1_gamma": Number(ge=0),
+             "label_smoothing": Number(ge=0, lt=0.5), "ema_decay": Number(ge=0, lt=1),
+             "diffaug": NameList(*AUGMENTATIONS), "minibatch_std": Whole(min=0), "mode_seeking": Number(ge=0),
+             "num_classes": Whole(min=2)}
+
+    def cross_check(self):
+        self.check_image_size()
         if self.label_smoothing and self.loss != "ns":
-            raise ValueError(f"label_smoothing applies to the 'ns' loss only, not {self.loss!r}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        for name in ("lr", "latent_dim", "g_width", "d_width", "n_critic", "num_classes"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.lr_d is not None and self.lr_d <= 0:
-            raise ValueError(f"lr_d must be positive (or None for lr), got {self.lr_d}")
-        for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("gp_weight", "r1_gamma", "minibatch_std", "mode_seeking"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 (0 is off), got {getattr(self, name)}")
-        parse_policy(self.diffaug)
+            raise self.refuse("label_smoothing", f"0 with the {self.loss!r} loss (it applies to the 'ns' loss only)")
 
 
 class GAN(GenerativeModel):

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config_check import Whole
 from .base import GenerativeModel, ModelConfig
 
 
@@ -26,6 +27,8 @@ class RefVAEConfig(ModelConfig):
     hidden: int = 400
     lr: float = 1e-3
     batch_size: int = 128
+
+    RULES = {"hidden": Whole(min=1)}  # an MLP: any image size
 
 
 class RefVAE(GenerativeModel):
@@ -72,6 +75,10 @@ class RefDCGANConfig(ModelConfig):
     latent_dim: int = 100
     lr: float = 1e-4
     batch_size: int = 256
+
+    def cross_check(self):
+        if self.image_shape[1] % 4:  # the tutorial's two 2x up-samplings from size / 4
+            raise self.refuse("image_shape", "(channels, size, size) with a size divisible by 4")
 
 
 def _keras_bn(c: int) -> nn.BatchNorm2d:

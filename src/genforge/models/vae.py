@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config_check import Number, OneOf, Whole
 from .base import GenerativeModel, ModelConfig
 from .blocks import channel_ladder, down_block, up_block, upsampling_plan
 
@@ -22,6 +23,12 @@ class VAEConfig(ModelConfig):
     likelihood: str = "bernoulli"  # or "gaussian"
     gaussian_std: float = 0.1  # decoder std for the Gaussian likelihood
     beta: float = 1.0  # weight of the KL term; 1 is the ELBO (see beta_vae.py for the trade-off)
+
+    RULES = {"width": Whole(min=1), "likelihood": OneOf("bernoulli", "gaussian"),
+             "gaussian_std": Number(gt=0), "beta": Number(ge=0)}
+
+    def cross_check(self):
+        self.check_image_size()
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -41,10 +48,6 @@ class VAE(GenerativeModel):
 
     def __init__(self, config: VAEConfig):
         super().__init__(config)
-        if config.likelihood not in ("bernoulli", "gaussian"):
-            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {config.likelihood!r}")
-        if config.beta < 0:
-            raise ValueError(f"beta must not be negative, got {config.beta}")
         c, size, _ = config.image_shape
         start, n = upsampling_plan(size)
         chans = channel_ladder(config.width, n)  # low-res end first

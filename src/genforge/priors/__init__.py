@@ -7,13 +7,12 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 
 import torch
 
-from ..errors import GenforgeError, RunError, UnknownName
+from ..errors import RunError, UnknownName
 from ..train.checkpoint import atomic_write, load_weights, read_safetensors, save_weights
 from .base import LatentPrior
 from .flow import FlowPrior
@@ -23,6 +22,7 @@ PRIORS: dict[str, type[LatentPrior]] = {p.kind: p for p in (GaussianMixturePrior
 
 
 def prior_class(kind: str) -> type[LatentPrior]:
+    """The prior class of `kind` ("gmm" or "flow"); UnknownName lists the kinds."""
     try:
         return PRIORS[kind]
     except KeyError:
@@ -36,11 +36,7 @@ def fit_prior(kind: str, z: torch.Tensor, labels: torch.Tensor | None = None, nu
     if labels is not None and num_classes is None:
         num_classes = int(labels.max()) + 1
     cls = prior_class(kind)
-    known = set(inspect.signature(cls).parameters) - {"dim", "num_classes"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise GenforgeError(f"a {kind} prior has no option {', '.join(map(repr, unknown))}; "
-                            f"its options: {', '.join(sorted(known))}")
+    options = cls.check_options(**options)  # an unknown option or a bad value: one ConfigError line
     return cls(z.shape[1], num_classes or 0, **options).fit(z, labels)
 
 
@@ -50,6 +46,8 @@ def card_path(path: Path) -> Path:
 
 
 def save_prior(prior: LatentPrior, path: str | Path) -> None:
+    """Writes a fitted prior: its tensors to `path` (safetensors) and its card (kind, options)
+    to prior.json beside it, each atomically."""
     path = Path(path)
     # The card goes first and comes back last: a prior whose card exists has its tensors complete.
     card_path(path).unlink(missing_ok=True)
@@ -63,6 +61,7 @@ def delete_prior(path: str | Path) -> None:
 
 
 def load_prior(path: str | Path) -> LatentPrior:
+    """Reads a prior written by `save_prior`; RunError if its card is missing or damaged."""
     path = Path(path)
     try:
         card = json.loads(card_path(path).read_text())

@@ -19,15 +19,31 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from ..config_check import Rule, Whole, check_values
 from ..errors import GenforgeError
 
 
 class LatentPrior(nn.Module):
+    """A density over an autoencoder's codes, fitted after training: `fit(z, labels)` to the
+    posterior means of the training set, then `sample(n, generator, labels, temperature)`.
+    A conditional prior (num_classes > 0) fits and samples each class apart. Priors with a
+    density also have `log_prob`, which latent search (inpainting) uses."""
+
     kind: ClassVar[str] = ""
+    # What each constructor option accepts (config_check.py); `genforge prior --set` reaches them.
+    RULES: ClassVar[dict[str, Rule]] = {}
 
     def __init__(self, dim: int, num_classes: int = 0):
         super().__init__()
+        check_values("latent prior", {"dim": Whole(min=1), "num_classes": Whole(min=0)},
+                     {"dim": dim, "num_classes": num_classes})
         self.dim, self.num_classes = dim, num_classes
+
+    @classmethod
+    def check_options(cls, **options) -> dict:
+        """The options checked against RULES and converted (e.g. from `--set` text); an unknown
+        name or a value out of range raises ConfigError naming it."""
+        return check_values(f"{cls.kind} prior", cls.RULES, options, noun="option")
 
     def options(self) -> dict:
         """The constructor's keyword options (JSON-able), stored beside the tensors."""

@@ -14,15 +14,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config_check import SEED, Number, Whole
 from .base import LatentPrior
 
 
 class FlowPrior(LatentPrior):
+    """A rectified-flow prior: an MLP velocity field (`hidden` wide, trained `train_steps`
+    steps) that carries seeded N(0, I) noise onto the codes in `sample_steps` Heun steps.
+    It has no `log_prob`."""
+
     kind = "flow"
+    RULES = {"hidden": Whole(min=1), "train_steps": Whole(min=1), "batch_size": Whole(min=1), "lr": Number(gt=0),
+             "sample_steps": Whole(min=1), "seed": SEED}
 
     def __init__(self, dim: int, num_classes: int = 0, hidden: int = 128, train_steps: int = 2000,
                  batch_size: int = 256, lr: float = 5e-3, sample_steps: int = 25, seed: int = 0):
         super().__init__(dim, num_classes)
+        o = self.check_options(hidden=hidden, train_steps=train_steps, batch_size=batch_size, lr=lr,
+                               sample_steps=sample_steps, seed=seed)
+        hidden, train_steps, batch_size, lr, sample_steps, seed = (
+            o["hidden"], o["train_steps"], o["batch_size"], o["lr"], o["sample_steps"], o["seed"])
         self.hidden, self.train_steps, self.batch_size, self.lr = hidden, train_steps, batch_size, lr
         self.sample_steps, self.seed = sample_steps, seed
         with torch.random.fork_rng():  # seeded initialisation that leaves the caller's RNG alone

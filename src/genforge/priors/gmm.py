@@ -28,7 +28,8 @@ import math
 
 import torch
 
-from ..errors import GenforgeError
+from ..config_check import SEED, OneOf, Whole
+from ..errors import ConfigError, GenforgeError
 from .base import LatentPrior
 from .em import fit_mixture
 
@@ -38,20 +39,26 @@ COMPONENTS_PER_CLASS = 30  # default for each class's mixture of a conditional p
 
 
 class GaussianMixturePrior(LatentPrior):
+    """A Gaussian mixture over the codes, fitted by genforge's batched EM (em.py): 120 full
+    components by default, or 30 per class for a conditional prior. Options: `components`,
+    `covariance` ("full" or "diag"), `seed`, `max_codes` (fit a random subset: faster).
+    It has a density (`log_prob`), so latent search can use it."""
+
     kind = "gmm"
+    RULES = {"components": Whole(min=1, optional=True, none_means=f"{COMPONENTS}, or {COMPONENTS_PER_CLASS} per class"),
+             "covariance": OneOf(*COVARIANCES), "seed": SEED,
+             "max_codes": Whole(min=1, optional=True, none_means="every code")}
 
     def __init__(self, dim: int, num_classes: int = 0, components: int | None = None, covariance: str = "full",
                  seed: int = 0, max_codes: int | None = None):
         super().__init__(dim, num_classes)
+        o = self.check_options(components=components, covariance=covariance, seed=seed, max_codes=max_codes)
+        components, covariance, seed, max_codes = o["components"], o["covariance"], o["seed"], o["max_codes"]
         if components is None:
             components = COMPONENTS_PER_CLASS if num_classes else COMPONENTS
-        if covariance not in COVARIANCES:
-            raise GenforgeError(f"gmm covariance must be one of {', '.join(COVARIANCES)}, got {covariance!r}")
-        if not isinstance(components, int) or components < 1:
-            raise GenforgeError(f"gmm components must be a positive whole number, got {components!r}")
-        if max_codes is not None and (not isinstance(max_codes, int) or max_codes < components):
-            raise GenforgeError(f"gmm max_codes must be a whole number of at least the {components} components, "
-                                f"got {max_codes!r}")
+        if max_codes is not None and max_codes < components:
+            raise ConfigError(f"gmm prior: max_codes must be a whole number of at least the {components} "
+                              f"components, got {max_codes!r}")
         self.components, self.covariance, self.seed, self.max_codes = components, covariance, seed, max_codes
         groups = max(num_classes, 1)  # one mixture per class, or one for all codes
         self.register_buffer("weights", torch.full((groups, components), 1.0 / components))

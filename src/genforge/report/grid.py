@@ -40,3 +40,24 @@ def save_png(array: np.ndarray, path: str | Path) -> Path:
     img = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
     img.save(path)
     return path
+
+
+def with_row_labels(grid: np.ndarray, names: list[str], pad: int = 2, scale: int = 1) -> np.ndarray:
+    """A grid (from `make_grid(..., pad, scale)`) with one name per row written in a white margin
+    on its left. The grid's own pixels are kept unchanged on the right of the margin."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    rows = len(names)
+    height, _, channels = grid.shape
+    row_h = (height - pad * scale) / rows
+    font = ImageFont.load_default(size=max(10, min(16, int(row_h * 0.45))))
+    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+    margin = 12 + max(int(probe.textlength(name, font=font)) for name in names)
+    canvas = Image.new("L" if channels == 1 else "RGB", (margin + grid.shape[1], height), "white")
+    canvas.paste(Image.fromarray(grid[..., 0] if channels == 1 else grid), (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, name in enumerate(names):
+        y = pad * scale + (i + 0.5) * row_h - pad * scale / 2
+        draw.text((margin - 4, y), name, fill="black", font=font, anchor="rm")
+    out = np.asarray(canvas)
+    return out[..., None] if out.ndim == 2 else out

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
+from ..config_check import SEED, Checked, Device, Number, OneOf, Whole
 from ..data import ImageSet
 from ..errors import RunError, TrainingDiverged, TrainingInterrupted
 from ..models import GenerativeModel
@@ -26,14 +27,14 @@ from .batches import batches, steps_per_epoch
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .divergence import DivergenceMonitor
 from .metrics_log import MetricsLog
-from .precision import DEFAULT_PRECISION, autocast, resolve_precision
+from .precision import DEFAULT_PRECISION, PRECISIONS, autocast, resolve_precision
 from .run_dir import RunDir
 
 logger = logging.getLogger("genforge")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Checked):
     steps: int | None = None  # budgets are totals over all sessions of a run; the first reached ends it
     epochs: float | None = None
     minutes: float | None = None
@@ -48,14 +49,16 @@ class TrainConfig:
     device: str = "cpu"
     precision: str = DEFAULT_PRECISION  # fp32, bf16 or auto (bf16 where the hardware runs it fast): precision.py
 
+    label = "training config"
+    RULES = {"steps": Whole(min=1, optional=True), "epochs": Number(gt=0, optional=True),
+             "minutes": Number(gt=0, optional=True),
+             "batch_size": Whole(min=1, optional=True, none_means="the model's own"), "seed": SEED,
+             "log_every": Whole(min=1), "sample_every": Whole(min=1), "checkpoint_minutes": Number(gt=0),
+             "eval_every": Whole(min=1, optional=True, none_means="no evaluation"), "max_rollbacks": Whole(min=0),
+             "rollback_lr_factor": Number(gt=0, le=1), "device": Device(), "precision": OneOf(*PRECISIONS)}
+
     def __post_init__(self):
-        for name in ("steps", "epochs", "minutes", "batch_size"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive, got {value}")
-        if self.max_rollbacks < 0 or not 0 < self.rollback_lr_factor <= 1:
-            raise ValueError("max_rollbacks must be >= 0 and rollback_lr_factor in (0, 1]")
-        resolve_precision(self.precision)  # an unknown name fails here
+        super().__post_init__()  # every field checked against RULES (config_check.py)
         if self.steps is None and self.epochs is None and self.minutes is None:
             self.epochs = 5
 

@@ -10,6 +10,8 @@
       prior.safetensors        an autoencoder's latent prior fitted after training (genforge prior)
       prior.json               which prior it is and its options
       samples/step_XXXXXXX.png sample grids during training, from fixed noise
+      eval.json                the last `genforge eval RUN_DIR` (shown in the report)
+      edits/NAME.png, .json    edit pictures added to the report (`genforge edit --report`)
       report.md, *.png         the run report
 """
 
@@ -20,8 +22,9 @@ from pathlib import Path
 
 import torch
 
-from ..errors import RunError
-from ..models import GenerativeModel, build_model
+from ..config_check import all_rules, check_value
+from ..errors import ConfigError, RunError
+from ..models import GenerativeModel, build_model, model_class
 from .checkpoint import atomic_write, load_weights, read_safetensors
 
 
@@ -38,6 +41,8 @@ class RunDir:
     prior = property(lambda self: self.path / "prior.safetensors")  # and prior.json beside it
     samples = property(lambda self: self.path / "samples")
     report = property(lambda self: self.path / "report.md")
+    eval = property(lambda self: self.path / "eval.json")
+    edits = property(lambda self: self.path / "edits")
 
     def is_run(self) -> bool:
         return self.config.is_file()
@@ -56,7 +61,22 @@ class RunDir:
             cfg["model"], cfg["model_config"]  # noqa: B018 - the keys every run has
         except (ValueError, KeyError, TypeError):
             raise RunError(f"{self.config} is damaged or not a genforge run config") from None
+        self._check_values(cfg)
         return cfg
+
+    def _check_values(self, cfg: dict) -> None:
+        """The model and training configs of a (perhaps hand-edited) config.json, checked as a
+        user's values are: a bad one is one ConfigError line naming the file and the field."""
+        from .loop import TrainConfig
+        try:
+            if not isinstance(cfg["model_config"], dict):
+                raise RunError(f"{self.config}: model_config must be a JSON object")
+            model_class(cfg["model"]).Config.from_dict(cfg["model_config"])
+            rules, train = all_rules(TrainConfig), cfg.get("train") or {}
+            for name in rules.keys() & (train.keys() if isinstance(train, dict) else set()):
+                check_value(TrainConfig.label, name, rules[name], train[name])
+        except ConfigError as e:
+            raise type(e)(f"{self.config}: {e}") from None
 
     def remove_stale_temp_files(self) -> None:
         """Temp files of a writer killed mid-write (never renamed, so never used)."""
