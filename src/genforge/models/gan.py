@@ -22,7 +22,7 @@ class GANConfig(ModelConfig):
     latent_dim: int = 64
     # Narrow nets and large steps: in a budget of minutes on a CPU the GANs here were
     # starved of updates, not of capacity. Width 32 runs ~2.6x more steps than 64, and the
-    # families' learning rates are 2-16x the usual 2e-4 (bench/sweep.py, BENCHMARKS.md:
+    # families' learning rates are 2-16x the usual 2e-4 (bench/trials/sweep.py, BENCHMARKS.md:
     # cgan FID 419 -> 9.7 after 5 minutes on MNIST).
     g_width: int = 32
     d_width: int = 32

@@ -13,7 +13,7 @@ class SNGANConfig(GANConfig):
     loss: str = "hinge"
     # TTUR (Heusel et al. 2017): a faster discriminator instead of several of its steps per
     # generator step. The paper's rates (1e-4 / 4e-4) learn too slowly for minutes on a CPU;
-    # 8x is the measured best (16x no better, bench/sweep.py). Its Adam betas (0, 0.9) do help
+    # 8x is the measured best (16x no better, bench/trials/sweep.py). Its Adam betas (0, 0.9) do help
     # at these rates: after 5 minutes FID 171.4 -> 117.2 on MNIST, 151.6 -> 97.9 on Fashion-MNIST.
     lr: float = 1.6e-3
     lr_d: float | None = 3.2e-3

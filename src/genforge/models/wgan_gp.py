@@ -19,7 +19,7 @@ class WGANGPConfig(GANConfig):
     # few generator updates in a budget of minutes. One step with a faster critic (TTUR,
     # Heusel et al. 2017, who train WGAN-GP this way) learned several times faster here.
     # Twice those rates learned faster still; 8x, which helps the spectrally normalised
-    # families, made the critic overshoot (bench/sweep.py).
+    # families, made the critic overshoot (bench/trials/sweep.py).
     n_critic: int = 1
     lr: float = 4e-4
     lr_d: float | None = 8e-4
