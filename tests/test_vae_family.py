@@ -274,5 +274,5 @@ def test_cvae_gan_learns_and_its_discriminator_joins_on_time(mnist_small, tmp_pa
     resumed = build_model("cvae-gan", width=16, latent_dim=8, adversarial_start=60)
     load_checkpoint(tmp_path / "ckpt.safetensors", resumed, resumed.configure_optimizers())
     assert int(resumed.step) == 120
-    with pytest.raises(GenforgeError, match="must not be negative"):
+    with pytest.raises(GenforgeError, match="adversarial_weight must be a finite number >= 0, got -1.0"):
         build_model("cvae-gan", adversarial_weight=-1.0)
