@@ -51,7 +51,7 @@ bench: data
 # The documentation site (MkDocs + Material, sources in docs/): --strict fails on any broken link.
 docs: $(BIN)/.installed
 	$(BIN)/python -m pip install -q -e '.[docs]'
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info
