@@ -34,7 +34,9 @@ def run(args) -> int:
             print(f"{split + ':':9s} {n} images")
         print(f"classes:  {', '.join(info['classes'])}")
         print(f"licence:  {info.get('licence', '')}")
+        if info.get("citation"):
+            print(f"cite:     {info['citation']}")
     else:
-        for split, (images, labels) in fetch(args.name, args.data_dir).items():
-            print(f"{split}: {images}, {labels}")
+        for split, paths in fetch(args.name, args.data_dir).items():
+            print(f"{split}: {', '.join(str(p) for p in paths)}")
     return 0

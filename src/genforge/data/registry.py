@@ -1,6 +1,11 @@
 """Named data sets: where their files may lie, how to fetch them, how to load a split.
 
-Lookup order (first directory holding both files of a split wins):
+A data set is one DatasetSpec: its image shape, its classes, the files that make each split,
+and the reader of its format, which finds, downloads and decodes those files:
+IdxReader (MNIST-style IDX files), CifarReader (the CIFAR binary archives) and LoaderReader
+(any data set with a `load(folder, split)` function, such as emoji).
+
+Lookup order (first directory holding every file of a split wins):
   data_dir, data_dir/<name>, $GENFORGE_DATA, $GENFORGE_DATA/<name>,
   /usr/share/datasets/<name> (Debian packages), cache_dir()/<name>.
 If none has them, the files are downloaded into cache_dir()/<name> unless
@@ -17,12 +22,14 @@ import os
 import tempfile
 import urllib.request
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
+from genforge.data.cifar import CIFAR10, CIFAR100, CifarBinary, check_md5
 from genforge.data.idx import read_idx, read_idx_shape
 from genforge.data.imageset import ImageSet
 from genforge.errors import DataError, DataNotFound, UnknownName
@@ -32,24 +39,185 @@ log = logging.getLogger(__name__)
 DEBIAN_ROOT = Path("/usr/share/datasets")  # a module constant so tests can point it elsewhere
 DOWNLOAD_TIMEOUT = 10  # seconds per URL: a dead mirror should not stall a run for minutes
 
+# (images, labels, class names) as a reader decodes them: uint8 images in the reader's stored
+# layout (IDX: (N, H, W); the others: (N, C, H, W)) and uint8 labels (N,)
+Decoded = tuple[np.ndarray, np.ndarray, list[str]]
+
+
+class Reader:
+    """How the files of one format are found, downloaded and decoded; one subclass per format.
+
+    The registry does the rest alike for every format: the lookup order, the not-found
+    message, the .npy cache of decoded arrays and the checks of shape, labels and classes.
+    """
+
+    classes_in_files = False  # True: the class names come from the files and are cached with the arrays
+
+    def wanted(self, spec: DatasetSpec, split: str) -> str:
+        """The files of a split, as the not-found message names them."""
+        return " and ".join(spec.files[split])
+
+    def find(self, spec: DatasetSpec, split: str, folder: Path) -> tuple[Path, ...] | None:
+        """The paths of a split's files if folder holds all of them, else None."""
+        paths = tuple(folder / name for name in spec.files[split])
+        return paths if all(p.is_file() for p in paths) else None
+
+    def fetch(self, spec: DatasetSpec, split: str, dest: Path) -> list[str]:
+        """Download a split's files into dest; one line per problem (an empty list: all went well)."""
+        raise NotImplementedError
+
+    def read(self, spec: DatasetSpec, split: str, paths: tuple[Path, ...]) -> Decoded:
+        """Decode a split from the paths `find` returned."""
+        raise NotImplementedError
+
+    def load(self, spec: DatasetSpec, split: str, paths: tuple[Path, ...]) -> ImageSet:
+        """The split as an ImageSet: decoded by `read`, checked, and kept in the .npy cache."""
+        return _image_set(spec, *_load_arrays(spec, split, paths))
+
+    def count(self, spec: DatasetSpec, split: str, paths: tuple[Path, ...]) -> int | None:
+        """The number of images of a split, cheaply (headers only) where the format allows; else None."""
+        return None
+
+    def stored_shape(self, spec: DatasetSpec) -> tuple[int, ...]:
+        """The shape of one image as `read` returns it and the cache stores it."""
+        return spec.shape
+
+    def where_from(self, spec: DatasetSpec, split: str) -> str:
+        """A hint for the not-found message on where the files come from."""
+        return ""
+
+
+class IdxReader(Reader):
+    """MNIST-style: a split is an images file and a labels file, each IDX, raw or gzip (.gz)."""
+
+    def wanted(self, spec, split):
+        return " and ".join(f"{n}[.gz]" for n in spec.files[split])
+
+    def find(self, spec, split, folder):
+        found = [_find_file(folder, n) for n in spec.files[split]]
+        return tuple(found) if all(found) else None
+
+    def fetch(self, spec, split, dest):
+        return download(spec, dest, list(spec.files[split]))
+
+    def read(self, spec, split, paths):
+        ipath, lpath = paths
+        return read_idx(ipath), read_idx(lpath), list(spec.classes)
+
+    def count(self, spec, split, paths):
+        return read_idx_shape(paths[0])[0]
+
+    def stored_shape(self, spec):
+        return spec.shape[1:]  # IDX images are (N, H, W): one channel, added on loading
+
+    def where_from(self, spec, split):
+        return f", or run `apt install {spec.debian_package}`" if spec.debian_package else ""
+
+
+@dataclass(frozen=True)
+class CifarReader(Reader):
+    """A CIFAR binary archive (one .tar.gz holds every split), checked against its published MD5
+    before it is decoded; the records and class names are read by genforge.data.cifar."""
+
+    binary: CifarBinary
+    classes_in_files = True
+
+    def fetch(self, spec, split, dest):
+        return [problem for name in spec.files[split] for problem in _download_file(spec, name, dest)]
+
+    def read(self, spec, split, paths):
+        (archive,) = paths
+        check_md5(archive, spec.md5[archive.name])
+        return self.binary.read(archive, split)
+
+    def count(self, spec, split, paths):
+        return self.binary.count(paths[0], split)
+
+    def where_from(self, spec, split):
+        return "; it is published at " + ", ".join(m + n for m in spec.mirrors[:1] for n in spec.files[split])
+
+
+@dataclass(frozen=True)
+class LoaderReader(Reader):
+    """A data set read by functions of its own module, for formats such as emoji's npm tarballs.
+
+    loader(folder, split) returns the split as an ImageSet, or as (images uint8 (N, H, W, C),
+    labels (N,), class names); folder is the first directory of the lookup order that holds
+    every file of spec.files[split]. The loader keeps its own cache, if any: the registry's .npy
+    cache is for the formats it decodes itself. fetcher(folder) puts those files into folder,
+    checking their integrity, and raises DataError when it cannot; None: no download.
+    """
+
+    loader: Callable[[Path, str], ImageSet | tuple]
+    fetcher: Callable[[Path], object] | None = None
+
+    def fetch(self, spec, split, dest):
+        if self.fetcher is None:
+            return ["no download for this data set"]
+        try:
+            self.fetcher(dest)
+        except DataError as e:
+            return [str(e)]
+        return []
+
+    def load(self, spec, split, paths):
+        out = self.loader(paths[0].parent, split)
+        if isinstance(out, ImageSet):
+            return out
+        images, labels, classes = out
+        images, labels, classes = np.asarray(images), np.asarray(labels), [str(c) for c in classes]
+        if images.ndim == 4:  # (N, H, W, C) -> (N, C, H, W), the layout of every ImageSet
+            images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+        if labels.dtype.kind in "ui" and (labels.size == 0 or int(labels.max()) < 256):
+            labels = labels.astype(np.uint8)
+        _check(spec, images, labels, classes, paths[0], paths[-1])
+        return _image_set(spec, images, labels, classes)
+
+
+IDX = IdxReader()
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
+    """A named data set: what its images are, which files make each split, and which reader reads them.
+
+    classes: the class names genforge shows before the data is found; where the reader reads
+    names from the files (CIFAR, emoji) those are used, and their number must match (an empty
+    list here: any number).
+    """
+
     name: str
     shape: tuple[int, int, int]  # (C, H, W)
     classes: list[str]
-    files: dict[str, tuple[str, str]]  # split -> (images file, labels file), without .gz
-    md5: dict[str, str]  # file -> md5 of its *uncompressed* bytes, so .gz and raw check alike
-    mirrors: list[str]  # base URLs; each serves <file>.gz
+    files: dict[str, tuple[str, ...]]  # split -> the files that make it (IDX: images, labels; without .gz)
+    md5: dict[str, str]  # IDX: md5 of each file's *uncompressed* bytes, so .gz and raw check alike;
+    #                      archives: md5 of the archive's bytes, as published
+    mirrors: list[str]  # base URLs; IDX: each serves <file>.gz; archives: <file>
     debian_package: str | None = None
     licence: str = ""
     citation: str = ""
+    reader: Reader = field(default=IDX)
 
 
 _MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+
+_CIFAR_PAGE = "https://www.cs.toronto.edu/~kriz/"  # cifar.html there publishes the archives and MD5s
+_CIFAR_LICENCE = "no licence stated; the authors ask that the report below be cited"
+_CIFAR_CITATION = ("A. Krizhevsky: Learning Multiple Layers of Features from Tiny Images, "
+                   "technical report, University of Toronto, 2009")
+# the fine labels, in the order of fine_label_names.txt (the archive's own list is what loading uses)
+_CIFAR100_CLASSES = """
+apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel
+can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur
+dolphin elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion
+lizard lobster man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree
+pear pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea
+seal shark shrew skunk skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table
+tank telephone television tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman
+worm""".split()
 
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(
@@ -89,6 +257,28 @@ DATASETS: dict[str, DatasetSpec] = {
         citation="H. Xiao, K. Rasul, R. Vollgraf: Fashion-MNIST: a Novel Image Dataset for "
                  "Benchmarking Machine Learning Algorithms, arXiv:1708.07747, 2017",
     ),
+    "cifar10": DatasetSpec(
+        name="cifar10",
+        shape=(3, 32, 32),
+        classes=["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+        files={"train": ("cifar-10-binary.tar.gz",), "test": ("cifar-10-binary.tar.gz",)},
+        md5={"cifar-10-binary.tar.gz": "c32a1d4ab5d03f1284b67883e8d87530"},  # published on the page below
+        mirrors=[_CIFAR_PAGE],
+        licence=_CIFAR_LICENCE,
+        citation=_CIFAR_CITATION,
+        reader=CifarReader(CIFAR10),
+    ),
+    "cifar100": DatasetSpec(
+        name="cifar100",
+        shape=(3, 32, 32),
+        classes=_CIFAR100_CLASSES,
+        files={"train": ("cifar-100-binary.tar.gz",), "test": ("cifar-100-binary.tar.gz",)},
+        md5={"cifar-100-binary.tar.gz": "03b5dce01913d631647c71ecec9e9cb8"},
+        mirrors=[_CIFAR_PAGE],
+        licence=_CIFAR_LICENCE,
+        citation=_CIFAR_CITATION,
+        reader=CifarReader(CIFAR100),
+    ),
 }
 
 
@@ -103,7 +293,7 @@ def get_spec(name: str | DatasetSpec) -> DatasetSpec:
     return DATASETS[key]
 
 
-def _split_files(spec: DatasetSpec, split: str) -> tuple[str, str]:
+def _split_files(spec: DatasetSpec, split: str) -> tuple[str, ...]:
     if split not in spec.files:
         raise UnknownName(f"unknown split '{split}' of {spec.name}; known: {', '.join(spec.files)}")
     return spec.files[split]
@@ -145,13 +335,13 @@ def _find_file(folder: Path, filename: str) -> Path | None:
     return None
 
 
-def _find_split(spec: DatasetSpec, split: str, data_dir=None) -> tuple[Path, Path] | None:
-    """Both files of a split from the first directory holding both, without downloading."""
-    names = _split_files(spec, split)
+def _find_split(spec: DatasetSpec, split: str, data_dir=None) -> tuple[Path, ...] | None:
+    """The files of a split from the first directory holding all of them, without downloading."""
+    _split_files(spec, split)
     for folder in search_dirs(spec, data_dir):
-        found = [_find_file(folder, n) for n in names]
-        if all(found):
-            return found[0], found[1]
+        found = spec.reader.find(spec, split, folder)
+        if found:
+            return found
     return None
 
 
@@ -169,7 +359,7 @@ def _write_atomic(path: Path, write) -> None:
 
 
 def download(spec: DatasetSpec, dest: Path, files=None) -> list[str]:
-    """Fetch the named files (default: all) missing from dest; return one line per failure."""
+    """Fetch the named IDX files (default: all) missing from dest; return one line per failure."""
     files = files or sorted(spec.md5)
     problems, dead = [], set()
     for filename in files:
@@ -200,16 +390,45 @@ def download(spec: DatasetSpec, dest: Path, files=None) -> list[str]:
     return problems
 
 
+def _download_file(spec: DatasetSpec, filename: str, dest: Path) -> list[str]:
+    """Fetch one file as published (no .gz added) unless dest has it, checking the MD5 of its bytes
+    while it streams to a temp file; one line per failed mirror, none once one mirror served it."""
+    if (dest / filename).is_file():
+        return []
+    problems = []
+    for mirror in spec.mirrors:
+        url = mirror + filename
+        log.info("downloading %s", url)
+        try:
+            _write_atomic(dest / filename, lambda f: _stream_checked(url, f, spec.md5[filename]))
+        except (OSError, EOFError, ValueError, http.client.HTTPException) as e:
+            problems.append(f"{url}: {e}")
+            continue
+        return []
+    return problems
+
+
+def _stream_checked(url: str, out, md5: str) -> None:
+    """Copy a URL's bytes into an open file; ValueError when they are not the expected ones."""
+    digest = hashlib.md5()
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+        for block in iter(lambda: response.read(1 << 20), b""):
+            digest.update(block)
+            out.write(block)
+    if digest.hexdigest() != md5:
+        raise ValueError("md5 mismatch")
+
+
 def _not_found(spec: DatasetSpec, split: str, data_dir, why: str) -> DataNotFound:
-    names = " and ".join(f"{n}[.gz]" for n in spec.files[split])
+    names = spec.reader.wanted(spec, split)
     where = ", ".join(str(d) for d in search_dirs(spec, data_dir))
-    apt = f", or run `apt install {spec.debian_package}`" if spec.debian_package else ""
+    hint = spec.reader.where_from(spec, split)
     return DataNotFound(f"{spec.name} {split}: {names} not found in {where} ({why}); put them in one of "
-                        f"those, pass --data-dir DIR or set GENFORGE_DATA=DIR{apt}")
+                        f"those, pass --data-dir DIR or set GENFORGE_DATA=DIR{hint}")
 
 
-def locate(name: str, split: str, data_dir=None) -> tuple[Path, Path]:
-    """(images path, labels path) of a split, downloading them if they are nowhere."""
+def locate(name: str, split: str, data_dir=None) -> tuple[Path, ...]:
+    """The files of a split (IDX: images path, labels path), downloading them if they are nowhere."""
     spec = get_spec(name)
     if data_dir and not Path(data_dir).expanduser().is_dir():
         log.warning("data dir %s does not exist", data_dir)
@@ -219,70 +438,85 @@ def locate(name: str, split: str, data_dir=None) -> tuple[Path, Path]:
     if _offline():
         raise _not_found(spec, split, data_dir, "downloads are off: GENFORGE_OFFLINE is set")
     dest = cache_dir() / spec.name
-    problems = download(spec, dest, list(spec.files[split]))
+    problems = spec.reader.fetch(spec, split, dest)
     found = _find_split(spec, split, data_dir)
     if found:
         return found
     raise _not_found(spec, split, data_dir, "download failed: " + ("; ".join(problems) or "no mirror"))
 
 
-def fetch(name: str, data_dir=None) -> dict[str, tuple[Path, Path]]:
-    """Make sure every split is on disk; return split -> (images path, labels path)."""
+def fetch(name: str, data_dir=None) -> dict[str, tuple[Path, ...]]:
+    """Make sure every split is on disk; return split -> its files (IDX: images path, labels path)."""
     spec = get_spec(name)
     return {split: locate(spec.name, split, data_dir) for split in spec.files}
 
 
-def _check(spec: DatasetSpec, images: np.ndarray, labels: np.ndarray, ipath: Path, lpath: Path) -> None:
-    _, h, w = spec.shape
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (h, w):
-        raise DataError(f"{ipath}: holds {images.dtype} {images.shape}, expected (N, {h}, {w}) uint8 "
-                        f"images of {spec.name}; check that this is the right file")
+def _check(spec: DatasetSpec, images: np.ndarray, labels: np.ndarray, classes: list[str],
+           ipath: Path, lpath: Path) -> None:
+    shape = spec.reader.stored_shape(spec)
+    if images.dtype != np.uint8 or images.ndim != 1 + len(shape) or images.shape[1:] != shape:
+        raise DataError(f"{ipath}: holds {images.dtype} {images.shape}, expected (N, {', '.join(map(str, shape))}) "
+                        f"uint8 images of {spec.name}; check that this is the right file")
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise DataError(f"{lpath}: holds {labels.dtype} {labels.shape}, expected a 1-D uint8 label list; "
                         "check that this is the right file")
     if len(labels) != len(images):
         raise DataError(f"{ipath} holds {len(images)} images but {lpath} holds {len(labels)} labels; "
                         "the two files do not belong together")
-    if len(labels) and int(labels.max()) >= len(spec.classes):
+    if spec.classes and len(classes) != len(spec.classes):
+        raise DataError(f"{lpath}: names {len(classes)} classes, but {spec.name} has {len(spec.classes)}; "
+                        "check that this is the right file")
+    if len(labels) and int(labels.max()) >= len(classes):
         raise DataError(f"{lpath}: label {int(labels.max())} is out of range for the "
-                        f"{len(spec.classes)} classes of {spec.name}")
+                        f"{len(classes)} classes of {spec.name}")
 
 
-def _cache_paths(spec: DatasetSpec, split: str, ipath: Path, lpath: Path) -> tuple[Path, Path]:
+def _cache_paths(spec: DatasetSpec, split: str, paths: tuple[Path, ...]) -> tuple[Path, Path, Path]:
     # keyed by path, size and mtime of the sources: a replaced file gets a fresh cache entry
-    key = "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in (ipath, lpath))
+    key = "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in paths)
     stem = f"{spec.name}-{split}-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
     folder = cache_dir() / "arrays"
-    return folder / f"{stem}-images.npy", folder / f"{stem}-labels.npy"
+    return folder / f"{stem}-images.npy", folder / f"{stem}-labels.npy", folder / f"{stem}-classes.npy"
 
 
-def _load_arrays(spec: DatasetSpec, split: str, ipath: Path, lpath: Path) -> tuple[np.ndarray, np.ndarray]:
-    icache, lcache = _cache_paths(spec, split, ipath, lpath)
+def _load_arrays(spec: DatasetSpec, split: str, paths: tuple[Path, ...]) -> Decoded:
+    """Decoded arrays of a split from the .npy cache, else from the files (then cached)."""
+    reader = spec.reader
+    icache, lcache, ccache = _cache_paths(spec, split, paths)
     try:
         images, labels = np.load(icache, allow_pickle=False), np.load(lcache, allow_pickle=False)
-        _check(spec, images, labels, icache, lcache)
-        return images, labels
+        classes = ([str(c) for c in np.load(ccache, allow_pickle=False)] if reader.classes_in_files
+                   else list(spec.classes))
+        _check(spec, images, labels, classes, icache, lcache)
+        return images, labels, classes
     except FileNotFoundError:
         pass
     except (OSError, ValueError, EOFError, DataError) as e:  # a broken cache is only a slow load
         log.info("ignoring broken array cache %s: %s", icache, e)
-    images, labels = read_idx(ipath), read_idx(lpath)
-    _check(spec, images, labels, ipath, lpath)
+    images, labels, classes = reader.read(spec, split, paths)
+    _check(spec, images, labels, classes, paths[0], paths[-1])
+    arrays = [(icache, images), (lcache, labels)]
+    if reader.classes_in_files:  # names as a unicode array: no pickle needed to store or load them
+        arrays.append((ccache, np.array(classes, dtype=str)))
     try:
-        for path, array in ((icache, images), (lcache, labels)):
+        for path, array in arrays:
             _write_atomic(path, lambda f: np.save(f, array, allow_pickle=False))
     except OSError as e:
         log.warning("cannot write array cache in %s (%s); loads stay slow", icache.parent, e.strerror or e)
-    return images, labels
+    return images, labels, classes
+
+
+def _image_set(spec: DatasetSpec, images: np.ndarray, labels: np.ndarray, classes: list[str]) -> ImageSet:
+    images = torch.from_numpy(images)
+    if images.ndim == 3:  # IDX stores (N, H, W): one channel
+        images = images.unsqueeze(1)
+    return ImageSet(images, torch.from_numpy(labels.astype(np.int64)), classes, spec.name)
 
 
 def load_split(name: str, split: str, data_dir=None) -> ImageSet:
-    """One split of a named data set as an ImageSet of (N, 1, H, W) uint8 images."""
+    """One split of a named data set as an ImageSet of (N, C, H, W) uint8 images."""
     spec = get_spec(name)
-    ipath, lpath = locate(spec.name, split, data_dir)
-    images, labels = _load_arrays(spec, split, ipath, lpath)
-    return ImageSet(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)),
-                    list(spec.classes), spec.name)
+    return spec.reader.load(spec, split, locate(spec.name, split, data_dir))
 
 
 def dataset_info(name: str, data_dir=None) -> dict:
@@ -291,7 +525,7 @@ def dataset_info(name: str, data_dir=None) -> dict:
     found, sizes = None, {}
     for split in spec.files:
         paths = _find_split(spec, split, data_dir)
-        sizes[split] = read_idx_shape(paths[0])[0] if paths else None
+        sizes[split] = spec.reader.count(spec, split, paths) if paths else None
         if paths and found is None:
             found = str(paths[0].parent)
     return {"name": spec.name, "shape": spec.shape, "classes": list(spec.classes), "found": found,
