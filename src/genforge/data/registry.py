@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from genforge.data import emoji
 from genforge.data.cifar import CIFAR10, CIFAR100, CifarBinary, check_md5
 from genforge.data.idx import read_idx, read_idx_shape
 from genforge.data.imageset import ImageSet
@@ -150,6 +151,10 @@ class LoaderReader(Reader):
 
     loader: Callable[[Path, str], ImageSet | tuple]
     fetcher: Callable[[Path], object] | None = None
+    counter: Callable[[Path, str], int] | None = None  # images in a split, without decoding them
+
+    def count(self, spec, split, paths):
+        return self.counter(paths[0].parent, split) if self.counter else None
 
     def fetch(self, spec, split, dest):
         if self.fetcher is None:
@@ -278,6 +283,21 @@ DATASETS: dict[str, DatasetSpec] = {
         licence=_CIFAR_LICENCE,
         citation=_CIFAR_CITATION,
         reader=CifarReader(CIFAR100),
+    ),
+    # The colour set any machine with the npm registry can have (emoji.py): the default vendors'
+    # 64x64 PNGs, straight from their sha512-checked tarballs; the other vendors are opt-in
+    # through emoji.load_emoji(vendors=...) because of their licences.
+    "emoji": DatasetSpec(
+        name="emoji",
+        shape=emoji.EMOJI_INFO["shape"],
+        classes=list(emoji.CATEGORIES),
+        files={split: tuple(emoji.tarball_path(Path(), v).name for v in emoji.DEFAULT_VENDORS)
+               for split in ("train", "test")},
+        md5={},  # checked by sha512 against the npm registry's published integrity (emoji.py)
+        mirrors=[],
+        licence=emoji.EMOJI_INFO["licence"],
+        citation=emoji.EMOJI_INFO["citation"],
+        reader=LoaderReader(emoji.load_emoji, emoji.fetch_emoji, lambda folder, split: len(emoji.emoji_codes(folder, split))),
     ),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def _set_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     raise DataError(f"cannot turn {c}-channel images into {channels} channels; use 1 or 3")
 
 
-def _folder(path: str, split: str, image_size: int | None, channels: int | None) -> ImageSet:
+def _folder(path: str, split: str, image_size: int | None, channels: int | None, background) -> ImageSet:
     root = Path(path).expanduser()
     if all((root / s).is_dir() for s in FOLDER_SPLITS):
         if split not in FOLDER_SPLITS:
@@ -47,29 +48,33 @@ def _folder(path: str, split: str, image_size: int | None, channels: int | None)
     elif split != "train":
         raise DataError(f"{root} has no train/ and test/ sub-folders, so all of it is the train split; "
                         f"make both sub-folders to have a '{split}' split")
-    images = load_folder(root, image_size or 32, channels)
+    # cached: decoded once into a memory-mapped file, reused while no file changes
+    images = load_folder(root, image_size or 32, channels, background, cache=True)
     images.name = FOLDER + path
     return images
 
 
 def load_dataset(spec: str, split: str = "train", data_dir=None,
-                 image_size: int | None = None, channels: int | None = None) -> ImageSet:
+                 image_size: int | None = None, channels: int | None = None,
+                 background="white") -> ImageSet:
     """A registry data set ("mnist", "fashion-mnist") or "folder:PATH", as an ImageSet.
 
     image_size/channels, where given, resize registry data (native 28x28x1) as a whole
-    tensor; folders are resized image by image while reading (default 32).
+    tensor; folders are centre-cropped and resized image by image while reading (default 32),
+    their transparency composited onto `background` (white by default; see load_folder), and
+    kept in a memory-mapped cache so that a later load reads nothing but the file list.
     """
     if image_size is not None and image_size < 1:
         raise DataError(f"image size must be a positive number of pixels, not {image_size}")
     if spec.startswith(FOLDER):
-        return _folder(spec[len(FOLDER):], split, image_size, channels)
+        return _folder(spec[len(FOLDER):], split, image_size, channels, background)
     data = load_split(spec, split, data_dir)
     images = data.images
     if image_size and image_size != images.shape[-1]:
         images = _resize(images, image_size)
     if channels:
         images = _set_channels(images, channels)
-    return ImageSet(images, data.labels, data.classes, data.name)
+    return dataclasses.replace(data, images=images)  # labels and any other per-image fields as they were
 
 
 _RANGE = re.compile(r"(\d+)(?:-(\d+))?")
@@ -118,12 +123,14 @@ def parse_slice(spec: str) -> tuple[str, str, int, int | None]:
     return name, split, start, stop
 
 
-def load_slice(spec: str, image_size: int | None = None, channels: int | None = None, data_dir=None) -> ImageSet:
+def load_slice(spec: str, image_size: int | None = None, channels: int | None = None, data_dir=None,
+               background="white") -> ImageSet:
     """The images a slice such as "mnist:test:0-999" names (the syntax every image input takes)."""
     name, split, start, stop = parse_slice(spec)
-    data = load_dataset(name, split, data_dir=data_dir, image_size=image_size, channels=channels)
+    data = load_dataset(name, split, data_dir=data_dir, image_size=image_size, channels=channels,
+                        background=background)
     stop = len(data) if stop is None else stop
     if stop > len(data):
         raise DataError(f"'{spec}' asks for images up to {stop - 1}, but the {split} split of {name} "
                         f"has {len(data)} (0-{len(data) - 1})")
-    return data.subset(torch.arange(start, stop))
+    return data.subset(slice(start, stop))  # a slice: a view of the (maybe memory-mapped) images, no copy
