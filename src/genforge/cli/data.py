@@ -31,7 +31,7 @@ def run(args) -> int:
         print(f"found in: {info['found'] or 'not found'}")
         print(f"images:   {h}x{w}, {c} channel(s)")
         for split, n in (info.get("splits") or {}).items():
-            print(f"{split + ':':9s} {n} images")
+            print(f"{split + ':':9s} " + (f"{n} images" if n is not None else "not found"))
         print(f"classes:  {', '.join(info['classes'])}")
         print(f"licence:  {info.get('licence', '')}")
         if info.get("citation"):

@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
         "(default: 5 epochs). Ctrl-C saves a checkpoint; --resume continues from it."))
     p.add_argument("--model", choices=list(MODELS), help="model family (required unless --resume)")
     p.add_argument("--dataset", default="fashion-mnist",
-                   help="mnist, fashion-mnist or folder:PATH (default: fashion-mnist)")
+                   help="a named data set (genforge data list: mnist, fashion-mnist, cifar10, cifar100, emoji) "
+                   "or folder:PATH (default: fashion-mnist)")
     p.add_argument("--out", required=True, help="run directory to write")
     budget = p.add_argument_group("budget")
     budget.add_argument("--minutes", type=positive_float, help="wall-clock minutes of training")

@@ -1,4 +1,4 @@
-"""Data sources: named data sets (MNIST, Fashion-MNIST) and image folders, as ImageSets."""
+"""Data sources: named data sets (MNIST, Fashion-MNIST, CIFAR-10/100, emoji) and image folders, as ImageSets."""
 
 from genforge.data.folder import load_folder
 from genforge.data.idx import read_idx
