@@ -36,6 +36,9 @@ def add_parser(sub) -> None:
                    "from its fitted prior (auto, the default, or gmm/flow by name) or from the standard normal (none)")
     p.add_argument("--temperature", type=positive_float, default=1.0, help="RUN_DIR: spread of z: above 1 "
                    "wider (more varied, less precise images), below 1 narrower (default 1)")
+    p.add_argument("--image-size", type=positive_int, help="--images: judge at this size (default: an .npz's own "
+                   "size where it is smaller than the data set's and its feature network reads smaller images, as "
+                   "emoji's does at 32; else the data set's); real images are resized to it as training resizes them")
     p.add_argument("--json", help="also write the results as JSON to this file")
     p.add_argument("--data-dir", help="look here first for data files")
     p.add_argument("--nll-images", type=int, default=1000, help="test images for the likelihood estimate (0: skip)")
@@ -59,7 +62,10 @@ def run(args) -> int:
             raise GenforgeError("--images takes --dataset NAME and no RUN_DIR")
         from ..data.registry import get_spec
         from ..imageio import load_images
-        channels, size, _ = get_spec(args.dataset).shape
+        channels, native, _ = get_spec(args.dataset).shape
+        size = args.image_size or _npz_size(args.images, args.dataset, native)
+        if size > native:
+            raise GenforgeError(f"--image-size {size} is larger than {args.dataset}'s {native}x{native} images")
         images = load_images(args.images, size, channels)
         result = evaluate_images(images, args.dataset, data_dir=args.data_dir, features=args.features)
     elif args.target:
@@ -82,6 +88,22 @@ def run(args) -> int:
     return 0
 
 
+def _npz_size(path: str, dataset: str, native: int) -> int:
+    """The side of the square images in an .npz where it is smaller than the data set's and the data
+    set's feature network reads smaller images (emoji's); else `native`, to which they are resized."""
+    import numpy as np
+
+    from ..metrics.feature_net import reads_smaller_images
+    if Path(path).suffix.lower() != ".npz" or not Path(path).is_file() or not reads_smaller_images(dataset):
+        return native
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            shape = z["images"].shape
+    except (OSError, ValueError, KeyError):
+        return native  # load_images says what is wrong with the file
+    return int(shape[1]) if len(shape) >= 3 and shape[1] == shape[2] and 8 <= shape[1] < native else native
+
+
 def table(result: dict) -> str:
     floor = result.get("floor", {})
     net = result["feature_net"]
@@ -90,11 +112,18 @@ def table(result: dict) -> str:
     sampled = f" (z from the {result['prior']} prior)" if result.get("prior", "none") != "none" else ""
     if result.get("temperature", 1.0) != 1.0:
         sampled += f" (temperature {result['temperature']:g})"
-    lines = [f"{result.get('n_fake')} images{sampled} against {result.get('n_real')} real test images "
+    if net.get("test_style_accuracy") is not None:
+        about += f", style {net['test_style_accuracy']:.2%}"
+    at = f" at {result['image_size']}x{result['image_size']}" if "image_size" in result else ""
+    lines = [f"{result.get('n_fake')} images{sampled} against {result.get('n_real')} real test images{at} "
              f"(features: {about})", f"{'metric':20s} {'value':>10s} {'real floor':>11s}"]
     for key in ORDER:
         if key in result:
             lines.append(f"{key:20s} {_fmt(result[key]):>10s} {_fmt(floor[key]) if key in floor else '':>11s}")
+    if "n_train" in floor:
+        lines.append(f"(real floor: {floor['n_train']} train images against the {result.get('n_real')} test images; "
+                     f"FID at so few images is biased upward)" if result.get("n_real", 10_000) < 5000 else
+                     f"(real floor: {floor['n_train']} train images against the test split)")
     if "nll" in result:
         lines.append(f"(nll: nats, k={result['nll_k']} on {result['nll_images']} test images, "
                      f"binarised by {result['nll_binarisation']})")

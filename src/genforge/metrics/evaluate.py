@@ -1,7 +1,12 @@
 """The evaluation pipeline: images -> features (once) -> every metric, beside the floor.
 
 The floor is what real images score against real images with the same network: a random 10k
-of the train split against the test split. A generator's FID means little without it.
+of the train split (all of it where it is smaller, as emoji's 6,824) against the test split.
+A generator's FID means little without it.
+
+Images smaller than the data set's own (emoji samples at 32x32 beside its native 64x64) are
+judged against real images brought to the same size by the same antialiased resize that
+training used, floor included; the feature network then reads both sides upsampled.
 Real-side features and the floor depend only on the feature network and the data, so they
 are computed once and cached on disk under a hash of both.
 """
@@ -36,17 +41,19 @@ def _digest(*parts: bytes) -> str:
     return h.hexdigest()
 
 
-def real_split(dataset: str, split: str, n: int | None = None, data_dir=None):
-    """Images and labels of a split, or a fixed random n of them."""
-    data = load_dataset(dataset, split, data_dir=data_dir)
+def real_split(dataset: str, split: str, n: int | None = None, data_dir=None, image_size: int | None = None,
+               channels: int | None = None):
+    """Images and labels of a split, or a fixed random n of them (resized to `image_size` where given)."""
+    data = load_dataset(dataset, split, data_dir=data_dir, image_size=image_size, channels=channels)
     if n is not None and n < len(data):
         data = data.subset(torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:n])
     return data
 
 
-def real_embedding(extractor, dataset: str, split: str, n: int | None = None, data_dir=None) -> Embedding:
+def real_embedding(extractor, dataset: str, split: str, n: int | None = None, data_dir=None,
+                   image_size: int | None = None) -> Embedding:
     """Embedding of a real split, cached on disk under a hash of the network and the images."""
-    data = real_split(dataset, split, n, data_dir)
+    data = real_split(dataset, split, n, data_dir, image_size)
     key = _digest(extractor.digest().encode(), data.images.numpy().tobytes())
     path = cache_dir() / "features" / f"{dataset}-{split}-{len(data)}-{key}.npz"
     try:
@@ -86,18 +93,20 @@ def compare(fake: Embedding, real: Embedding, real_labels: torch.Tensor,
     return out
 
 
-def floor(extractor, dataset: str, data_dir=None) -> dict:
-    """The set metrics of 10k real train images against the test split (cached)."""
-    test = real_split(dataset, "test", data_dir=data_dir)
+def floor(extractor, dataset: str, data_dir=None, image_size: int | None = None) -> dict:
+    """The set metrics of 10k real train images (all, where the split is smaller) against the
+    test split (cached), both at `image_size` where given."""
+    test = real_split(dataset, "test", data_dir=data_dir, image_size=image_size)
     key = _digest(extractor.digest().encode(), test.images.numpy().tobytes(), b"floor-v1")
     path = cache_dir() / "features" / f"{dataset}-floor-{key}.json"
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         pass
-    result = compare(real_embedding(extractor, dataset, "train", FLOOR_N, data_dir),
-                     real_embedding(extractor, dataset, "test", data_dir=data_dir), test.labels,
-                     class_metrics=False)
+    train = real_embedding(extractor, dataset, "train", FLOOR_N, data_dir, image_size)
+    result = compare(train, real_embedding(extractor, dataset, "test", data_dir=data_dir, image_size=image_size),
+                     test.labels, class_metrics=False)
+    result["n_train"] = len(train.features)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(result).encode())
     return result
@@ -110,13 +119,15 @@ def evaluate_images(images: torch.Tensor, dataset: str, requested: torch.Tensor 
     `features`: "classifier" (the data set's shipped network; all metrics) or "inception"
     (the FID convention's network, when available; the set metrics and the Inception Score).
     `copying`: also `nn_ratio` and `copies` against the training split (classifier features).
+    Images smaller than the data set's (emoji at 32x32) are compared with real images resized to theirs.
     """
     extractor = get_extractor(features, dataset)
     if len(images) < 2:
         raise GenforgeError(f"need at least 2 images to compare distributions, got {len(images)}")
-    test = real_split(dataset, "test", data_dir=data_dir)
     fake = extractor.embed(images)
-    out = compare(fake, real_embedding(extractor, dataset, "test", data_dir=data_dir), test.labels,
+    size = int(images.shape[-1])
+    test = real_split(dataset, "test", data_dir=data_dir, image_size=size)
+    out = compare(fake, real_embedding(extractor, dataset, "test", data_dir=data_dir, image_size=size), test.labels,
                   requested, class_metrics=features == "classifier")
     if features == "inception":
         score = ClassifierScore(splits=10)
@@ -124,9 +135,10 @@ def evaluate_images(images: torch.Tensor, dataset: str, requested: torch.Tensor 
         result = score.compute()
         out["inception_score"], out["inception_score_std"] = result["classifier_score"], result["classifier_score_std"]
     if copying and features == "classifier":
-        out.update(_training_distance(fake, extractor, dataset, data_dir))
-    out["floor"] = floor(extractor, dataset, data_dir)
+        out.update(_training_distance(fake, extractor, dataset, data_dir, size))
+    out["floor"] = floor(extractor, dataset, data_dir, size)
     out["n_fake"], out["n_real"] = len(images), len(test)
+    out["image_size"] = size
     out["feature_net"] = extractor.describe()
     return out
 
@@ -152,7 +164,9 @@ def evaluate_model(model, n: int = 10_000, seed: int = 0, data_dir=None, nll_ima
            "temperature": temperature,
            **evaluate_images(images, dataset, requested, data_dir, features, copying=True)}
     if model.module.is_autoencoder:
-        test_split = real_split(dataset, "test", data_dir=data_dir)
+        d = model.run_config["data"]
+        test_split = real_split(dataset, "test", data_dir=data_dir, image_size=d.get("image_size"),
+                                channels=d.get("channels"))
         test = test_split.images.float().div(255)
         rec = ReconstructionError()
         rec.update(test, reconstruct(model, test_split))
@@ -175,13 +189,15 @@ def training_distance(images: torch.Tensor, dataset: str, data_dir=None) -> dict
     """`nn_ratio` and `copies` (metrics.memorisation) of images against the training split,
     beside the test split's images, in the data set's classifier features."""
     extractor = get_extractor("classifier", dataset)
-    return _training_distance(extractor.embed(images), extractor, dataset, data_dir)
+    return _training_distance(extractor.embed(images), extractor, dataset, data_dir, int(images.shape[-1]))
 
 
-def _training_distance(fake: Embedding, extractor, dataset: str, data_dir=None) -> dict:
+def _training_distance(fake: Embedding, extractor, dataset: str, data_dir=None, image_size: int | None = None) -> dict:
     metric = TrainingDistance()
-    metric.update(real_embedding(extractor, dataset, "train", data_dir=data_dir).features, "train")
-    metric.update(real_embedding(extractor, dataset, "test", data_dir=data_dir).features, "heldout")
+    metric.update(real_embedding(extractor, dataset, "train", data_dir=data_dir, image_size=image_size).features,
+                  "train")
+    metric.update(real_embedding(extractor, dataset, "test", data_dir=data_dir, image_size=image_size).features,
+                  "heldout")
     metric.update(fake.features, "fake")
     return metric.compute()
 
@@ -193,7 +209,8 @@ def decoded_codes(model, dataset: str, n: int = 10_000, data_dir=None, features:
     missing from an autoencoder's samples: the gap from the sampled metrics to these is the
     prior's, the gap from these to the real floor the decoder's (Fashion-MNIST cvae-gan: recall
     0.43 sampled, 0.45 decoded; BENCHMARKS.md)."""
-    decoded = reconstruct(model, real_split(dataset, "train", n, data_dir))
+    d = model.run_config["data"]
+    decoded = reconstruct(model, real_split(dataset, "train", n, data_dir, d.get("image_size"), d.get("channels")))
     result = evaluate_images(decoded, dataset, data_dir=data_dir, features=features)
     return {f"decoded_{k}": result[k] for k in DECODED}
 

@@ -6,6 +6,11 @@ the metrics compare. Two kinds, one interface (`embed`, `digest`, `describe`):
   grayscale tiled to three channels, resized to 299x299), through torch-fidelity, for numbers
   comparable with published ones. genforge neither ships nor fetches those weights itself;
   where torch-fidelity or its weights cannot be had, one line says so.
+
+A colour feature network (emoji's, 64x64) also reads smaller images of its data set, such
+as the 32x32 samples of a model trained at half size: they are upsampled to its size
+(bilinear), and evaluate.py brings the real images to the samples' size first (the same
+antialiased resize training used), so both sides reach the network along the same path.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ EXTRACTORS = ("classifier", "inception")
 class Embedding:
     features: torch.Tensor  # (N, D)
     probs: torch.Tensor | None  # (N, K) class probabilities, where the network has classes
+    style_probs: torch.Tensor | None = None  # (N, S) style (vendor) probabilities, where it has a style head
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:
@@ -40,8 +46,17 @@ class ClassifierExtractor:
         self.channels, self.size = self.net.config.in_channels, self.net.config.image_size
 
     def describe(self) -> dict:
-        return {"network": "classifier", "dataset": self.card["dataset"],
-                "test_accuracy": self.card["test_accuracy"]}
+        out = {"network": "classifier", "dataset": self.card["dataset"], "test_accuracy": self.card["test_accuracy"]}
+        if "test_style_accuracy" in self.card:
+            out["test_style_accuracy"] = self.card["test_style_accuracy"]
+        return out
+
+    def accepts(self, images: torch.Tensor) -> bool:
+        """Images of the network's shape, or (colour networks only) smaller square ones it upsamples."""
+        if images.ndim != 4 or images.shape[1] != self.channels or images.shape[2] != images.shape[3]:
+            return False
+        size = images.shape[-1]
+        return size == self.size or (self.net.config.widths is not None and 8 <= size < self.size)
 
     def digest(self) -> str:
         h = hashlib.blake2b(digest_size=12)
@@ -51,15 +66,20 @@ class ClassifierExtractor:
 
     @torch.inference_mode()
     def embed(self, images: torch.Tensor, batch_size: int = 500) -> Embedding:
-        if images.ndim != 4 or tuple(images.shape[1:]) != (self.channels, self.size, self.size):
+        if not self.accepts(images):
             raise GenforgeError(f"images of shape {tuple(images.shape[1:])} cannot be judged by a feature "
                                 f"network for {self.channels}x{self.size}x{self.size} images")
-        feats, probs = [], []
+        feats, probs, styles = [], [], []
         for i in range(0, len(images), batch_size):
-            f, logits = self.net.features_and_logits(_as_float(images[i:i + batch_size]))
+            x = _as_float(images[i:i + batch_size])
+            if x.shape[-1] != self.size:
+                x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
+            f, logits, style_logits = self.net.heads(x)
             feats.append(f)
             probs.append(F.softmax(logits.double(), 1).float())
-        return Embedding(torch.cat(feats), torch.cat(probs))
+            if style_logits is not None:
+                styles.append(F.softmax(style_logits.double(), 1).float())
+        return Embedding(torch.cat(feats), torch.cat(probs), torch.cat(styles) if styles else None)
 
 
 class InceptionExtractor:
