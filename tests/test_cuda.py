@@ -44,7 +44,8 @@ def on_device(model):
     return model.device.type == torch.device(DEVICE).type
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+# The PyTorch examples' DCGAN is built for 64x64 (or 32x32) only; these runs are on 28x28 MNIST.
+@pytest.mark.parametrize("name", sorted(n for n in MODELS if n != "ref-dcgan-torch"))
 def test_model_trains_on_cuda_and_samples_the_same_on_cpu(name, mnist_small, tmp_path):
     model = train_steps(name, mnist_small, tmp_path, steps=40, device=DEVICE)
     assert on_device(model)

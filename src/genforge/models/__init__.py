@@ -12,12 +12,15 @@ from .cvae import CVAE
 from .cvae_gan import CVAEGAN
 from .dcgan import DCGAN
 from .reference import RefDCGAN, RefVAE
+from .ref_dcgan_torch import RefDCGANTorch
+from .resnet_gan import ResGAN, ResGANCond
 from .sngan import SNGAN
 from .vae import VAE
 from .wgan_gp import WGANGP
 
 MODELS: dict[str, type[GenerativeModel]] = {
-    m.name: m for m in (VAE, DCGAN, RefVAE, RefDCGAN, BetaVAE, CVAE, WGANGP, SNGAN, CGAN, CVAEGAN)}
+    m.name: m for m in (VAE, DCGAN, RefVAE, RefDCGAN, BetaVAE, CVAE, WGANGP, SNGAN, CGAN, CVAEGAN, RefDCGANTorch,
+                        ResGAN, ResGANCond)}
 
 
 def model_class(name: str) -> type[GenerativeModel]:

@@ -42,12 +42,12 @@ class ModelConfig(Checked):
         return cls(**d)
 
     def check_image_size(self) -> None:
-        """The convolutional families' ladders start at 4, 7 or 8 pixels and double: 28 and 32 work."""
+        """The convolutional families' ladders start at 4, 7 or 8 pixels and double: 28, 32 and 64 work."""
         try:
             upsampling_plan(self.image_shape[1])
         except ValueError:
             raise self.refuse("image_shape", "(channels, size, size) with a size of 28 or 32 "
-                              "(or 4, 7 or 8 times a power of two)") from None
+                              "(or 4, 7 or 8 times a power of two, such as 64)") from None
 
 
 class GenerativeModel(nn.Module):

@@ -8,7 +8,7 @@ from torch import nn
 
 
 def upsampling_plan(size: int) -> tuple[int, int]:
-    """(start size, number of 2x up-samplings) that reach `size`: 28 -> (7, 2), 32 -> (4, 3).
+    """(start size, number of 2x up-samplings) that reach `size`: 28 -> (7, 2), 32 -> (4, 3), 64 -> (4, 4).
 
     Starting at 7 for 28x28 avoids the crop or odd padding that a 4 -> 8 -> 16 -> 32
     ladder would need for MNIST-sized images.
@@ -17,7 +17,7 @@ def upsampling_plan(size: int) -> tuple[int, int]:
         n = math.log2(size / start)
         if n >= 1 and n == int(n):
             return start, int(n)
-    raise ValueError(f"image size {size} is not supported; use 28 or 32 (or 4/7/8 times a power of two)")
+    raise ValueError(f"image size {size} is not supported; use 28, 32 or 64 (or 4/7/8 times a power of two)")
 
 
 def up_block(c_in: int, c_out: int, batch_norm: bool = True) -> nn.Sequential:

@@ -1,4 +1,4 @@
-"""DCGAN (Radford et al. 2016) sized for 28x28 and 32x32 images on a CPU, non-saturating loss."""
+"""DCGAN (Radford et al. 2016) sized for 28x28x1, 32x32x3 and 64x64x3 images on a CPU (shape from the config), non-saturating loss."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The convolutional generator and discriminator the GAN families share, sized for 28x28
-and 32x32 images on a CPU. Each family picks its normalisation; a class count > 0 makes
+"""The convolutional generator and discriminator the GAN families share, sized for 28x28x1,
+32x32x3 and 64x64x3 images on a CPU (shape from the config). Each family picks its normalisation; a class count > 0 makes
 them conditional (the generator by class-conditional batch norm, the discriminator by
 projection)."""
 

@@ -1,8 +1,9 @@
-"""Convolutional VAE (Kingma & Welling 2014): Gaussian encoder, Bernoulli or Gaussian decoder."""
+"""Convolutional VAE (Kingma & Welling 2014): Gaussian encoder; a Bernoulli, Gaussian (fixed or
+learned scale) or discretised-logistic decoder (likelihoods.py). Builds for any image shape the
+ladder reaches (28x28x1, 32x32x3, 64x64x3, ...): channels and size come from `image_shape`."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -12,6 +13,7 @@ from torch import nn
 from ..config_check import Number, OneOf, Whole
 from .base import GenerativeModel, ModelConfig
 from .blocks import channel_ladder, down_block, up_block, upsampling_plan
+from .likelihoods import LEARNED_SCALE, LIKELIHOODS, initial_log_scale, log_likelihood
 
 
 @dataclass
@@ -20,11 +22,13 @@ class VAEConfig(ModelConfig):
     width: int = 32
     lr: float = 1e-3
     batch_size: int = 128
-    likelihood: str = "bernoulli"  # or "gaussian"
-    gaussian_std: float = 0.1  # decoder std for the Gaussian likelihood
+    # "bernoulli" suits the grey data sets; for colour, "gaussian-learned" or
+    # "discretised-logistic" (likelihoods.py says why).
+    likelihood: str = "bernoulli"
+    gaussian_std: float = 0.1  # decoder std of "gaussian"; the starting std of the learned likelihoods
     beta: float = 1.0  # weight of the KL term; 1 is the ELBO (see beta_vae.py for the trade-off)
 
-    RULES = {"width": Whole(min=1), "likelihood": OneOf("bernoulli", "gaussian"),
+    RULES = {"width": Whole(min=1), "likelihood": OneOf(*LIKELIHOODS),
              "gaussian_std": Number(gt=0), "beta": Number(ge=0)}
 
     def cross_check(self):
@@ -61,6 +65,10 @@ class VAE(GenerativeModel):
         self.from_latent = nn.Linear(config.latent_dim + extra, self.top * start * start)
         ups = [up_block(a, b, batch_norm=False) for a, b in zip(chans, chans[1:])]
         self.decoder = nn.Sequential(*ups, nn.ConvTranspose2d(chans[-1], c, 4, 2, 1))
+        # One learned log-scale per channel, only for the likelihoods that learn it (so the
+        # Bernoulli and fixed-Gaussian models keep their parameters and checkpoints).
+        self.log_scale = (nn.Parameter(torch.full((c,), initial_log_scale(config.likelihood, config.gaussian_std)))
+                          if config.likelihood in LEARNED_SCALE else None)
 
     def condition_size(self) -> int:
         """Extra encoder input channels and decoder input features a conditional subclass feeds in."""
@@ -85,11 +93,8 @@ class VAE(GenerativeModel):
 
     def likelihood_of_logits(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """log p(x | z) of each image, given the decoder's logits for z."""
-        if self.config.likelihood == "bernoulli":
-            return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
-        s = self.config.gaussian_std
-        sq = (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1)
-        return -sq / (2 * s * s) - x[0].numel() * math.log(s * math.sqrt(2 * math.pi))
+        return log_likelihood(self.config.likelihood, x, logits, gaussian_std=self.config.gaussian_std,
+                              log_scale=self.log_scale)
 
     def elbo_terms(self, x: torch.Tensor, labels=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Reconstruction loss and KL of a batch, both in nats per image (the unit the VAE
