@@ -76,8 +76,8 @@ def test_stored_evaluation_appears_with_its_floor_and_goes_stale(vae_run, tmp_pa
     # Real metrics on 500 images of each split instead of 10,000-60,000: seconds, not minutes.
     from genforge.metrics import evaluate
     full = evaluate.real_split
-    monkeypatch.setattr(evaluate, "real_split", lambda dataset, split, n=None, data_dir=None:
-                        full(dataset, split, min(n or 500, 500), data_dir))
+    monkeypatch.setattr(evaluate, "real_split", lambda dataset, split, n=None, data_dir=None, *args, **kw:
+                        full(dataset, split, min(n or 500, 500), data_dir, *args, **kw))
     assert main(["eval", str(out), "--n", "200", "--nll-images", "0"]) == 0
     assert "eval.json" in capsys.readouterr().out
     stored = json.loads((out / "eval.json").read_text())

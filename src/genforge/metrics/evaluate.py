@@ -208,8 +208,9 @@ def decoded_codes(model, dataset: str, n: int = 10_000, data_dir=None, features:
     Those are the samples a perfect latent prior would give this decoder, so they split what is
     missing from an autoencoder's samples: the gap from the sampled metrics to these is the
     prior's, the gap from these to the real floor the decoder's (Fashion-MNIST cvae-gan: recall
-    0.43 sampled, 0.45 decoded; BENCHMARKS.md)."""
-    d = model.run_config["data"]
+    0.43 sampled, 0.45 decoded; BENCHMARKS.md). A model loaded from a run reads the real images at
+    the size it trained on; any other autoencoder (encode/decode only) at the data set's own."""
+    d = (getattr(model, "run_config", None) or {}).get("data", {})
     decoded = reconstruct(model, real_split(dataset, "train", n, data_dir, d.get("image_size"), d.get("channels")))
     result = evaluate_images(decoded, dataset, data_dir=data_dir, features=features)
     return {f"decoded_{k}": result[k] for k in DECODED}
