@@ -217,7 +217,7 @@ def test_ref_dcgan_torch_is_the_example_layer_for_layer():
     bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     gains = torch.cat([m.weight.detach() for m in bn])
     assert abs(float(gains.mean()) - 1) < 0.005 and abs(float(gains.std()) - 0.02) < 0.005
-    assert all(float(m.bias.abs().max()) == 0 for m in bn)
+    assert all(float(m.bias.detach().abs().max()) == 0 for m in bn)
     opts = model.configure_optimizers()
     assert all(o.defaults["lr"] == 2e-4 and o.defaults["betas"] == (0.5, 0.999) for o in opts.values())
 
