@@ -32,3 +32,31 @@ def mnist_train():
 def mnist_small(mnist_train):
     """2048 real MNIST training digits: enough to learn from, quick to train on."""
     return mnist_train.subset(torch.arange(2048))
+
+
+@pytest.fixture
+def isolated_data(tmp_path, monkeypatch):
+    """No real cache, no network, no stray GENFORGE_DATA, an empty Debian root: for tests of the
+    data-set lookup (use with `pytestmark = pytest.mark.usefixtures("isolated_data")`)."""
+    import urllib.request
+
+    from genforge.data import registry
+    monkeypatch.setenv("GENFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GENFORGE_OFFLINE", "1")
+    monkeypatch.delenv("GENFORGE_DATA", raising=False)
+    monkeypatch.setattr(registry, "DEBIAN_ROOT", tmp_path / "debian")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a test tried to use the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, mnist_train):
+    """A 2-step vae run directory with a tiny network: a real run for CLI checks, in seconds."""
+    from genforge.cli import main
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", "--model", "vae", "--dataset", "mnist", "--set", "width=4", "--set", "latent_dim=2",
+                 "--batch-size", "16", "--steps", "2", "--prior", "none", "--no-progress", "--out", str(out)]) == 0
+    return out

@@ -27,18 +27,7 @@ C10_DIR, C100_DIR = "cifar-10-batches-bin", "cifar-100-binary"  # the archives' 
 C10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """No real cache, no network, no stray GENFORGE_DATA, an empty Debian root."""
-    monkeypatch.setenv("GENFORGE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("GENFORGE_OFFLINE", "1")
-    monkeypatch.delenv("GENFORGE_DATA", raising=False)
-    monkeypatch.setattr(registry, "DEBIAN_ROOT", tmp_path / "debian")
-
-    def no_network(*args, **kwargs):
-        raise AssertionError("a test tried to use the network")
-
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+pytestmark = pytest.mark.usefixtures("isolated_data")  # conftest.py: no cache, network or Debian root
 
 
 def planes(seed: int) -> np.ndarray:

@@ -264,12 +264,6 @@ def test_a_conditional_model_needs_a_class_for_every_label(mnist_train, tmp_path
     assert "cgan config: num_classes must be at least the 10 classes of mnist, got 5" in line
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, mnist_train):
-    out = tmp_path_factory.mktemp("run")
-    assert main(["train", "--model", "vae", "--dataset", "mnist", "--set", "width=4", "--set", "latent_dim=2",
-                 "--batch-size", "16", "--steps", "2", "--prior", "none", "--no-progress", "--out", str(out)]) == 0
-    return out
 
 
 @pytest.mark.parametrize("kind", list(PRIORS))

@@ -26,18 +26,7 @@ needs_mnist = pytest.mark.skipif(not (MNIST_DIR / "t10k-labels-idx1-ubyte.gz").e
                                  reason="MNIST not in shared/data/mnist")
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """No real cache, no network, no stray GENFORGE_DATA, an empty Debian root."""
-    monkeypatch.setenv("GENFORGE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("GENFORGE_OFFLINE", "1")
-    monkeypatch.delenv("GENFORGE_DATA", raising=False)
-    monkeypatch.setattr(registry, "DEBIAN_ROOT", tmp_path / "debian")
-
-    def no_network(*args, **kwargs):
-        raise AssertionError("a test tried to use the network")
-
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+pytestmark = pytest.mark.usefixtures("isolated_data")  # conftest.py: no cache, network or Debian root
 
 
 def write_split(folder: Path, n: int, value: int, split: str = "test", n_labels: int | None = None) -> None:

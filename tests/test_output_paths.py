@@ -20,12 +20,6 @@ def one_error_line(capsys, *argv) -> str:
     return err[0]
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, mnist_train):
-    out = tmp_path_factory.mktemp("run")
-    assert main(["train", "--model", "vae", "--dataset", "mnist", "--set", "width=4", "--set", "latent_dim=2",
-                 "--batch-size", "16", "--steps", "2", "--prior", "none", "--no-progress", "--out", str(out)]) == 0
-    return out
 
 
 # --- the rule ------------------------------------------------------------------------------------
