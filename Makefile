@@ -2,11 +2,20 @@
 #   make demo   set up, install the data, train a model for a few minutes, sample, write a report
 #   make test   set up and run the test suite
 # Options: make demo MODEL=vae DATASET=mnist MINUTES=5
+#          make demo DATASET=emoji   (colour: 32x32 by default; IMAGE_SIZE=64 for 64x64)
 
 PYTHON  ?= python3
 VENV    ?= .venv
-MODEL   ?= cgan
 DATASET ?= fashion-mnist
+IS_COLOUR = $(filter emoji cifar10 cifar100 celeba64 svhn,$(DATASET))
+# cgan is also the best of genforge's GANs on emoji at 32x32 in 15 minutes (BENCHMARKS.md, emoji-32).
+MODEL   ?= cgan
+# Colour data sets at 32x32 by default (emoji's own images are 64x64: IMAGE_SIZE=64).
+IMAGE_SIZE ?= $(if $(IS_COLOUR),32,)
+# The inpainting box: the middle half of the image (28x28: 7..21).
+SIZE_PX  = $(if $(IMAGE_SIZE),$(IMAGE_SIZE),28)
+BOX      = $(shell echo $$(( $(SIZE_PX) / 4 )),$$(( $(SIZE_PX) / 4 )),$$(( $(SIZE_PX) * 3 / 4 )),$$(( $(SIZE_PX) * 3 / 4 )))
+SIZE_ARG = $(if $(IMAGE_SIZE),--image-size $(IMAGE_SIZE),)
 MINUTES ?= 3
 EVAL_N  ?= 5000
 RUN     ?= runs/demo-$(MODEL)-$(DATASET)
@@ -35,9 +44,9 @@ data: $(BIN)/.installed
 # real-vs-real floor and one edit (a box of 8 test images filled in by the model).
 demo: data
 	rm -rf $(RUN)
-	$(BIN)/genforge train --model $(MODEL) --dataset $(DATASET) --minutes $(MINUTES) --out $(RUN)
+	$(BIN)/genforge train --model $(MODEL) --dataset $(DATASET) $(SIZE_ARG) --minutes $(MINUTES) --out $(RUN)
 	$(BIN)/genforge eval $(RUN) --n $(EVAL_N)
-	$(BIN)/genforge edit $(RUN) --input $(DATASET):test:0-7 --op inpaint --box 7,7,21,21 \
+	$(BIN)/genforge edit $(RUN) --input $(DATASET):test:0-7 --op inpaint --box $(BOX) \
 	  --out $(RUN)/inpaint.png --report --no-progress
 	$(BIN)/genforge sample $(RUN) --n 100 --grid --out $(RUN)/grid.png
 	@echo "Report: $(RUN)/report.md   (sample grid: $(RUN)/grid.png)"

@@ -3,6 +3,13 @@
     python bench/detect_bench.py --runs RUN_DIR... [--edits NAME=FILE.npz ...] [--real mnist]
                                  [--steps 3000 | --minutes M] [--n-test 1000] [--groups gan:dcgan,sngan/vae:vae]
                                  [--[no-]self-blend] [--out bench/out/detect] [--write-md BENCHMARKS.md]
+                                 [--block NAME] [--figure FILE.png]
+
+Colour data work the same way: `--real emoji:train` with runs trained on `--dataset emoji
+--image-size 32` (the size and mode come from the runs); emoji's test split holds 738 images,
+so --n-test is cut to half of it (the real side and the fakes' originals never overlap).
+--figure draws the "all" detector's heatmaps over real test images, the first outside edit
+(else the first family's pastes) and the first family's samples.
 
 Every run directory is one family; each gives two fake sources, its samples ("NAME:sample")
 and real images with a region pasted from its output ("NAME:paste", with known masks).
@@ -114,7 +121,11 @@ def run_bench(args) -> dict:
     name = parse_slice(args.real)[0]
     real_train = load_slice(args.real, size, channels)
     test = load_dataset(name, "test", image_size=size, channels=channels)
-    n = args.n_test
+    n = min(args.n_test, len(test) // 2)
+    if n < args.n_test:
+        print(f"the test split of {name} holds {len(test)} images: testing on {n} real images and {n} fakes "
+              "per source", flush=True)
+    args.n_test = n
     real_test = test.images[:n].float() / 255
     config = DetectTrainConfig(steps=args.steps, minutes=args.minutes, fakes_per_source=args.fakes_per_source,
                                seed=args.seed, precision=args.precision, self_blend=args.self_blend)
@@ -160,7 +171,80 @@ def run_bench(args) -> dict:
             "families": [r.name for r in members],
             **per_source(detector_scorer(train(members, group)), real_test, test_fakes)}
     result["timing"] = timing(detector, real_test)
+    result["families"] = {run.name: budget_of(run) for run in runs}
+    if args.figure:
+        heatmap_figure(detector, real_test, test_fakes, runs[0].name, args.figure)
     return result
+
+
+def budget_of(run: Path) -> str:
+    """How long a run trained, as its config and log say: "resgan-cond, 15 min budget, 510 steps"."""
+    model = genforge.load(run)
+    train = model.run_config.get("train", {})
+    asked = ", ".join(f"{train[k]:g} {unit}" for k, unit in (("minutes", "min"), ("steps", "steps"), ("epochs", "epochs"))
+                      if train.get(k))
+    steps = None
+    log = run / "metrics.jsonl"
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            try:
+                steps = json.loads(line).get("step", steps)
+            except ValueError:
+                continue
+    width = {k: v for k, v in vars(model.module.config).items() if "width" in k}
+    return (f"{model.name} ({', '.join(f'{k}={v}' for k, v in width.items())}), budget {asked or '?'}"
+            + (f", {steps} steps logged" if steps is not None else ""))
+
+
+def heatmap_figure(detector, real: torch.Tensor, fakes: FakeSet, family: str, path: Path, n: int = 6) -> None:
+    """Rows of n tiles: real test images, edited ones (the first outside edit, else `family`'s pastes)
+    as they are and again with the true edit outlined in green, and `family`'s samples; each but the
+    plain edited row with the detector's edit map over it and its probability of being generated or
+    edited."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genforge.detect.heatmap import outline, overlay
+
+    outside = [s for s in fakes.names if ":" not in s]
+    edit_source = outside[0] if outside else f"{family}:paste"
+    edited = fakes.of(edit_source)
+    # n edits that changed a region (not the whole image), and n real images, spread over the test split
+    # (it is in emoji order: neighbours are often one emoji in several skin tones)
+    partial = [i for i in range(len(edited)) if 0 < edited.masks[i].mean() < 0.6]
+    partial = [partial[k * len(partial) // n] for k in range(min(n, len(partial)))]
+    spread = torch.arange(n) * (len(real) // n)
+    rows = [("real test images", real[spread], None), (f"edited ({edit_source})", edited.images[partial], "plain"),
+            ("its edit map", edited.images[partial], edited.masks[partial]),
+            (f"{family} samples", fakes.of(f"{family}:sample").images[:n], None)]
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.5 * n, 1.75 * len(rows)), squeeze=False)
+    for r, (label, images, masks) in enumerate(rows):
+        probs, maps = detector.predict(images)
+        for c, ax in enumerate(axes[r]):
+            ax.axis("off")
+            if c >= len(images):
+                continue
+            picture = (images[c].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            if isinstance(masks, str):  # the edited picture as it is, without the map
+                ax.imshow(picture, interpolation="nearest")
+                continue
+            shown = overlay(picture, maps[c])
+            if masks is not None:  # the truth, outlined in green
+                scale = shown.shape[0] // picture.shape[0]
+                truth = np.repeat(np.repeat(masks[c, 0].numpy() > 0.5, scale, 0), scale, 1)
+                shown[outline(truth)] = (0, 200, 0)
+            ax.imshow(shown, interpolation="nearest")
+            ax.set_title(f"{float(probs[c]):.2f}", fontsize=8, color="tab:red" if probs[c] >= 0.5 else "black")
+        axes[r][0].text(-0.1, 0.5, label, transform=axes[r][0].transAxes, rotation=90, va="center", ha="right",
+                        fontsize=8)
+    fig.suptitle("P(generated or edited) above each; red tint and blue outline: the edit map; "
+                 "green outline: the true edit", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}", flush=True)
 
 
 def markdown(result: dict, args) -> str:
@@ -180,6 +264,9 @@ def markdown(result: dict, args) -> str:
              + f" ({result['precision']} precision; steps: "
              + ", ".join(f"{tag} {n}" for tag, n in result["steps"].items())
              + f"); tested on {args.n_test} real test images and {args.n_test} unseen fakes per source",
+             "- the families (their own training budgets): " + "; ".join(
+                 f"{name}: {budget}" for name, budget in result.get("families", {}).items()),
+             *(f"- {note}" for note in args.note),
              "- a paste's edit mask (trained on and scored against) marks "
              + {"region": "the region pasted", "changed": "the pixels the paste changed by more than one grey "
                 "level (as for the inpaintings)"}[result["edit_truth"]], "",
@@ -237,6 +324,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("bench/out/detect"))
     p.add_argument("--write-md", type=Path)
     p.add_argument("--block", help="name of a second Markdown block (another data set), beside the main one")
+    p.add_argument("--note", action="append", default=[], help="a line to add to the block (e.g. what else ran)")
+    p.add_argument("--figure", type=Path, help="also draw the detector's heatmaps on test images into this PNG")
     args = p.parse_args()
     if (args.steps is None) == (args.minutes is None):
         p.error("give one budget per detector: --steps or --minutes")

@@ -330,7 +330,7 @@ def test_parse_slice_good():
 
 @pytest.mark.parametrize("spec, error", [
     ("", DataError), ("mnist:test:9-0", DataError), ("mnist:test:a-b", DataError),
-    ("mnist:test:0-9:x", DataError), ("mnist:val", UnknownName), ("svhn:test", UnknownName),
+    ("mnist:test:0-9:x", DataError), ("mnist:val", UnknownName), ("stl10:test", UnknownName),
     ("folder:", DataError),
 ])
 def test_parse_slice_bad(spec, error):

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 
 from .data import ImageSet, load_dataset
+from .data.source import takes_background
+from .data.labelling import check_labelling, relabel
 from .errors import ConfigError, GenforgeError, RunError
 from .models import GenerativeModel, build_model, model_class
 from .priors import PRIORS, LatentPrior, card_path, delete_prior, load_prior, save_prior
@@ -152,8 +154,9 @@ def fit_prior(run_dir: str | Path, kind: str = "gmm", data_dir: str | None = Non
 def training_set(model: Model, data_dir: str | None = None) -> ImageSet:
     """The training split a run was trained on, as it was read then."""
     d = model.run_config["data"]
-    return load_dataset(d["dataset"], "train", data_dir=data_dir or d.get("data_dir"),
-                        image_size=d["image_size"], channels=d["channels"])
+    data = load_dataset(d["dataset"], "train", data_dir=data_dir or d.get("data_dir"),
+                        image_size=d["image_size"], channels=d["channels"], background=d.get("background"))
+    return relabel(data, d.get("labels", "class"))
 
 
 def training_codes(model: Model, data: ImageSet, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -200,7 +203,8 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
           resume: bool = False, progress: bool = True, report: bool = True,
           sample_every: int = 500, log_every: int = 25, checkpoint_minutes: float = 1.0,
           eval_every: int | None = None, eval_n: int = 2000, max_rollbacks: int = 2,
-          prior: str | None = None, precision: str | None = None, **model_config) -> Model:
+          prior: str | None = None, precision: str | None = None, labels: str | None = None,
+          background=None, **model_config) -> Model:
     """Trains a model on a data set into run directory `out` and returns it loaded.
 
     With `resume=True` the model, data and budget come from `out/config.json`; budget
@@ -212,8 +216,12 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
     An autoencoder ends with a latent prior fitted to its codes of the training set: `prior`
     "gmm" (the default for autoencoders), "flow", or "none". With `report`, report.md is written
     last, after the prior is fitted, so its samples are those the model gives. `precision` is "fp32", "bf16" or
-    "auto" (bf16 where the hardware runs it fast; see train/precision.py).
-    """
+    "auto" (bf16 where the hardware runs it fast; see train/precision.py). `background`: the colour
+    that emoji's and a folder's transparency is composited onto (white by default), kept in the
+    run's config so that everything reading the run's data reads it alike. `labels`: what a
+    conditional model is conditioned on, "class" (default), "style" (emoji's vendor) or
+    "class+style" (data/labelling.py); a conditional model's num_classes defaults to the number of
+    labels the data has (emoji's 9 categories, 2 vendors or 18 pairs; 10 for the digits and clothes)."""
     run = RunDir(out)
     if resume:
         stored = run.read_config()
@@ -225,8 +233,14 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
             steps, epochs, minutes = t["steps"], t["epochs"], t["minutes"]
         seed, batch_size = t["seed"], t["batch_size"]
         precision = precision or t.get("precision", "fp32")
+        labels = d.get("labels", "class")
+        background = d.get("background")
+    labels = check_labelling(labels or "class")
     model_class(model).Config.from_dict(model_config)  # bad values fail now, before the data is read
-    data = load_dataset(dataset, "train", data_dir=data_dir, image_size=image_size, channels=channels)
+    data = relabel(load_dataset(dataset, "train", data_dir=data_dir, image_size=image_size, channels=channels,
+                                background=background), labels)
+    if "num_classes" not in model_config and model_class(model).is_conditional:  # emoji: 9 categories
+        model_config = {**model_config, "num_classes": data.num_classes}
     config = TrainConfig(steps=steps, epochs=epochs, minutes=minutes, batch_size=batch_size, seed=seed,
                          device=device, sample_every=sample_every, log_every=log_every,
                          checkpoint_minutes=checkpoint_minutes, eval_every=eval_every,
@@ -240,6 +254,10 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
     if resume:
         delete_prior(run.prior)  # it fits the encoder as it was, not as it will be
     run_info = {"data": describe(data, dataset, data_dir)}
+    if takes_background(dataset):
+        run_info["data"]["background"] = background or "white"
+    if labels != "class":
+        run_info["data"]["labels"] = labels
     evaluate = _sample_evaluator(run_info, eval_n, seed, data_dir) if eval_every else None
     train_loop(module, data, out, config, run_info=run_info, resume=resume, progress=progress, evaluate=evaluate)
     if prior != "none":
@@ -266,7 +284,8 @@ def _sample_evaluator(run_info: dict, n: int, seed: int, data_dir: str | None):
     load_feature_net(dataset)  # fail now, not after the first eval_every steps
 
     def evaluate(module: GenerativeModel) -> dict:
-        result = evaluate_images(Model(module, run_info).sample(n, seed=seed), dataset, data_dir=data_dir)
+        result = evaluate_images(Model(module, run_info).sample(n, seed=seed), dataset, data_dir=data_dir,
+                                 background=run_info["data"].get("background"))
         return {k: result[k] for k in ("fid", "kid", "precision", "recall", "density", "coverage",
                                        "classifier_score", "classes_covered")}
     return evaluate

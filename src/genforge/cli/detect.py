@@ -34,7 +34,9 @@ def add_parser(sub) -> None:
         "are converted (with a note); unreadable files are reported and the rest still judged (exit "
         "status 1 when some could not be read). "
         "genforge detect train --real DATA --fake RUN_DIR... --out DET_DIR: train a detector of DATA's "
-        "real images against samples of, and regions pasted by, the models of the run directories."))
+        "real images against samples of, and regions pasted by, the models of the run directories. Grey and "
+        "colour images alike: the detector takes the size and mode of the runs, and judges images of its own "
+        "mode only."))
     p.add_argument("target", help="DET_DIR, or the word train")
     p.add_argument("inputs", nargs="*", help="images to judge")
     p.add_argument("--json", help="also write the verdicts as JSON to this file")
@@ -85,7 +87,6 @@ def run(args) -> int:
 
 def train_command(args) -> int:
     from .. import api
-    from ..data import load_slice
     from ..detect import train_detector
     from ..detect.train import report
     if args.inputs or not (args.real and args.fake and args.out):
@@ -99,12 +100,31 @@ def train_command(args) -> int:
                                self_blend=DetectTrainConfig.self_blend if args.self_blend is None else args.self_blend,
                                precision=args.precision or DetectTrainConfig.precision, device=args.device,
                                augmentations=DetectTrainConfig.augmentations if args.augment is None else args.augment)
-    channels, size, _ = api.load(args.fake[0]).image_shape
-    real = load_slice(args.real, size, channels)
+    first = api.load(args.fake[0])  # its size and mode are the detector's; the others are checked against them
+    channels, size, _ = first.image_shape
+    real = real_images(args.real, first, size, channels)
     _, card = train_detector(real, args.fake, args.out, config, real_spec=args.real, progress=not args.no_progress)
     print(report(card))
     print(f"wrote {args.out}")
     return 0
+
+
+def real_images(spec: str, run, size: int, channels: int):
+    """The real images of `spec` at the run's size, in the run's mode only where that is their own
+    mode or the run was trained on this very data set converted to it (`genforge train --channels`):
+    mnist's grey digits are never coloured to train a detector of colour models, nor emoji greyed
+    for grey ones; a detector trained that way would learn the conversion, not the models."""
+    from ..data import load_slice, parse_slice
+    from ..detect.detector import describe_channels
+    real = load_slice(spec, size)
+    if real.shape[0] != channels:
+        trained_on = run.run_config.get("data", {}).get("dataset")
+        if parse_slice(spec)[0] != trained_on:
+            raise GenforgeError(f"--real {spec} holds {describe_channels(real.shape[0])} images but the --fake "
+                                f"runs make {describe_channels(channels)} images (trained on {trained_on}); "
+                                "give real images of the data the runs were trained on")
+        real = load_slice(spec, size, channels)
+    return real
 
 
 def judge(args) -> int:
@@ -120,9 +140,12 @@ def judge(args) -> int:
         raise GenforgeError(f"give images to judge: genforge detect {args.target} IMAGE_OR_FOLDER...")
     detector, card = load_detector(args.target, args.device)
     threshold = card["threshold"] if args.threshold is None else args.threshold
+    trained_on = card.get("training", {}).get("real", "")
     items = [item for target in args.inputs for item in read_inputs(target, detector.config.in_channels,
-                                                                   detector.config.image_size)]
+                                                                   detector.config.image_size, trained_on)]
     readable = [item for item in items if not item.error]
+    if len(items) == 1 and items[0].error:
+        raise GenforgeError(f"{items[0].name}: {items[0].error}")
     if not readable:
         raise GenforgeError(f"none of the {len(items)} image(s) could be read; "
                             f"first: {items[0].name}: {items[0].error}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -29,8 +30,11 @@ def add_parser(sub) -> None:
                    "interpolate/directions: file.png or file.gif; any other suffix is refused")
     p.add_argument("--from", dest="source", type=int, help="attribute/swap-class: the source class "
                    "(default: the input's labels, or what the classifier reads)")
-    p.add_argument("--to", dest="target", help="attribute: a class number, or thickness / slant; "
-                   "swap-class: a class number")
+    p.add_argument("--to", dest="target", help="attribute: a class (number or name), a property to move along "
+                   "(thickness, slant, saturation, brightness, area), or PROPERTY=AMOUNT to change it by that much "
+                   "(hue=+0.2: fractions of the colour circle; saturation, brightness, area, thickness, slant: their "
+                   "own scale, e.g. area=-0.3); swap-class: a class number or name (twitter, for a vendor-conditioned "
+                   "emoji run)")
     p.add_argument("--label-only", action="store_true", help="swap-class with a conditional autoencoder: change "
                    "the label alone, without also moving the code from the source class's codes to the target's")
     p.add_argument("--strength", type=finite_float, help=f"attribute: multiple of the move (default {ATTRIBUTE_STRENGTH:g}; "
@@ -89,7 +93,8 @@ def run(args) -> int:
     editor = Editor(api.load(args.run_dir, args.device), search,
                     progress=not args.no_progress, seed=args.seed, hybrid=args.hybrid, detector=detector,
                     fitted_prior=args.search_prior == "fitted", neighbours=args.neighbours or 0)
-    images = read_images(args.input, editor.image_shape)
+    # labels of the run's kind: a vendor-conditioned run's are the vendors (data/labelling.py)
+    images = editor.labelled(read_images(args.input, editor.image_shape, background=editor.data.get("background")))
     summary = OPERATIONS[args.op](editor, images, as_float(images), args)
     print(summary)
     if args.report:
@@ -134,33 +139,59 @@ def interpolate(editor, images, x, args) -> str:
 
 
 def attribute(editor, images, x, args) -> str:
+    from ..edit.attribute import PROPERTIES
     from ..edit.pipeline import ATTRIBUTE_STRENGTH
     target = _target(args)
     strength = ATTRIBUTE_STRENGTH if args.strength is None else args.strength
+    if isinstance(target, tuple):  # PROPERTY=AMOUNT: calibrated (edit/calibrate.py)
+        return _property_change(editor, images, x, args, *target)
+    if isinstance(target, str) and target not in PROPERTIES:
+        target = editor.class_index(target)
     if isinstance(target, int):
         # without --from: the input's labels where it has them, else what the classifier reads
         source = images.labels if args.source is None else torch.full((len(x),), args.source)
         out = editor.attribute(x, target, source, strength, args.method or "auto")
         change = _class_change(editor, x, out, target)
     else:
-        out = editor.attribute(x, target, strength=strength, method=args.method or "auto")
+        labels = _labels_if_conditional(editor, images)
+        out = editor.attribute(x, target, strength=strength, method=args.method or "auto", labels=labels)
         change = f"moved along {target} by {strength:g}"
+        return f"{change}; wrote {_write_results(args.out, x, out)}; {_realism(editor, x, out, labels)}"
     return f"{change}; wrote {_write_results(args.out, x, out)}; {_realism(editor, x, out)}"
+
+
+def _property_change(editor, images, x, args, name: str, amount: float) -> str:
+    if args.strength is not None:
+        raise GenforgeError(f"--to {args.target} asks for an amount of {name}; --strength is for a move without one")
+    labels = _labels_if_conditional(editor, images)
+    edit = editor.change_property(x, name, amount, labels)
+    got = edit.achieved
+    held = ", ".join(f"{k} {v.mean():+.3f}" for k, v in edit.drift.items())
+    kept = ""
+    if editor.feature_net is not None:  # the category (and vendor) read in the edit as in the input
+        (c0, s0), (c1, s1) = editor.feature_net.category_and_style(x), editor.feature_net.category_and_style(edit.images)
+        kept = f"; classifier reads the same class in {(c0 == c1).float().mean():.0%}"
+        if s0 is not None:
+            kept += f", the same style in {(s0 == s1).float().mean():.0%}"
+    return (f"{name}: asked {amount:+g}, achieved {got.mean():+.3f} (sd {got.std(correction=0):.3f}; the linear "
+            f"model's step alone {edit.unit_achieved.mean():+.3f}), measured from the reconstructions; held: {held}"
+            f"{kept}; wrote {_write_results(args.out, x, edit.images)}; {_realism(editor, x, edit.images, labels)}")
 
 
 def swap_class(editor, images, x, args) -> str:
     from ..edit.swap_class import TRANSPORT_STRENGTH
     target = _target(args)
-    if not isinstance(target, int):
-        raise GenforgeError(f"swap-class --to takes a class number, not {target!r}")
+    if isinstance(target, tuple):
+        raise GenforgeError(f"swap-class --to takes a class number or name, not {args.target!r}")
     if args.strength is not None and editor.model.is_conditional and not editor.moves_code_on_swap(not args.label_only):
         raise GenforgeError("--strength sets how far a conditional autoencoder's code moves in a class swap; "
                             + ("--label-only moves none" if args.label_only else
                                f"model {editor.model.name!r} keeps its code and changes the label alone"))
     source = torch.full((len(x),), args.source) if args.source is not None else editor.source_labels(images)
     strength = TRANSPORT_STRENGTH if args.strength is None else args.strength
-    out = editor.swap_class(x, source, target, move_code=not args.label_only, strength=strength)
-    labels = torch.full((len(x),), target)
+    labels = editor.swap_targets(target, source)  # a name, or per image on a category/vendor run
+    out = editor.swap_class(x, source, labels, move_code=not args.label_only, strength=strength)
+    target = labels[0].item() if (labels == labels[0]).all() else labels
     return (f"{_class_change(editor, x, out, target)}; wrote {_write_results(args.out, x, out)}; "
             f"{_realism(editor, x, out, source, labels)}")
 
@@ -195,8 +226,8 @@ def inpaint(editor, images, x, args) -> str:
 
 def directions(editor, images, x, args) -> str:
     method = args.method or ("sefa" if editor.model.first_layer_weight() is not None else "pca")
-    dirs, scales = editor.directions(method, args.num_directions, x)
     labels = _labels_if_conditional(editor, images)
+    dirs, scales = editor.directions(method, args.num_directions, x, labels)
     start = editor.invert(x[:1], None if labels is None else labels[:1])[0]
     walks = editor.traverse(start, dirs, scales if method == "pca" else torch.ones(len(dirs)), args.steps,
                             args.span, None if labels is None else labels[:1])
@@ -225,10 +256,24 @@ def check_out(args) -> str:
     return kind
 
 
-def _target(args) -> int | str:
+def _target(args) -> int | str | tuple[str, float]:
+    """--to as a class number, a name (a class's or a property's), or (property, amount) for PROPERTY=AMOUNT."""
     if args.target is None:
-        properties = ", or thickness / slant" if args.op == "attribute" else ""
-        raise GenforgeError(f"{args.op} needs --to (a class number{properties})")
+        properties = ", a property, or PROPERTY=AMOUNT such as hue=+0.2" if args.op == "attribute" else ""
+        raise GenforgeError(f"{args.op} needs --to (a class number or name{properties})")
+    name, sep, amount = args.target.partition("=")
+    if sep and args.op == "attribute":
+        from ..edit.calibrate import CALIBRATED
+        if name.strip() not in CALIBRATED:
+            raise GenforgeError(f"--to {args.target}: an amount can be asked of {', '.join(CALIBRATED)}, "
+                                f"not {name.strip()!r}")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = float("nan")
+        if not math.isfinite(value):
+            raise GenforgeError(f"--to {args.target}: the amount must be a finite number, e.g. {name.strip()}=+0.2")
+        return name.strip(), value
     return int(args.target) if args.target.lstrip("-").isdigit() else args.target
 
 
@@ -236,12 +281,18 @@ def _labels_if_conditional(editor, images) -> torch.Tensor | None:
     return editor.source_labels(images) if editor.model.is_conditional else None
 
 
-def _class_change(editor, x, out, target: int) -> str:
+def _class_change(editor, x, out, target) -> str:
+    """How often the classifier reads the target: one class (a number), or a class per image (N,)."""
     if editor.feature_net is None:
         return "no classifier to read the classes"
     before = (editor.reads(x) == target).float().mean()
     after = (editor.reads(out) == target).float().mean()
-    return f"classifier reads class {target} in {after:.0%} of edited images (before: {before:.0%})"
+    names = editor.class_names
+    if isinstance(target, int):
+        what = f"class {target}" + (f" ({names[target]})" if 0 <= target < len(names) else "")
+    else:
+        what = "each image's target class"
+    return f"classifier reads {what} in {after:.0%} of edited images (before: {before:.0%})"
 
 
 def _realism(editor, x, out, labels=None, out_labels=None) -> str:

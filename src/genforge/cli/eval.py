@@ -10,7 +10,7 @@ from ..errors import GenforgeError
 from .sample import PRIOR_CHOICES
 
 ORDER = ["fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "inception_score", "classifier_score",
-         "classes_covered", "class_kl", "conditional_accuracy", "recon_mse", "recon_psnr", "recon_ssim", "nll",
+         "classes_covered", "class_kl", "conditional_accuracy", "recon_mse", "recon_psnr", "recon_ssim", "nll", "bits_per_dim",
          "decoded_fid", "decoded_precision", "decoded_recall", "decoded_coverage", "nn_ratio", "copies"]
 
 
@@ -126,7 +126,8 @@ def table(result: dict) -> str:
                      f"(real floor: {floor['n_train']} train images against the test split)")
     if "nll" in result:
         lines.append(f"(nll: nats, k={result['nll_k']} on {result['nll_images']} test images, "
-                     f"binarised by {result['nll_binarisation']})")
+                     f"binarised by {result['nll_binarisation']}"
+                     + (f"; {result['bits_per_dim']:.3f} bits per dimension)" if "bits_per_dim" in result else ")"))
     if "decoded_fid" in result:
         lines.append("(decoded_*: training images encoded and decoded, the samples a perfect latent prior would "
                      "give; below the sampled values: the prior's share, above the floor: the decoder's)")

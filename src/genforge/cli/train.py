@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
         "(default: 5 epochs). Ctrl-C saves a checkpoint; --resume continues from it."))
     p.add_argument("--model", choices=list(MODELS), help="model family (required unless --resume)")
     p.add_argument("--dataset", default="fashion-mnist",
-                   help="a named data set (genforge data list: mnist, fashion-mnist, cifar10, cifar100, emoji) "
+                   help="a named data set (genforge data list: mnist, fashion-mnist, cifar10, cifar100, emoji, celeba64, svhn) "
                    "or folder:PATH (default: fashion-mnist)")
     p.add_argument("--out", required=True, help="run directory to write")
     budget = p.add_argument_group("budget")
@@ -32,6 +32,11 @@ def add_parser(sub) -> None:
     p.add_argument("--data-dir", help="look here first for data files")
     p.add_argument("--image-size", type=positive_int, help="resize images (default: the data's own; 32 for folders)")
     p.add_argument("--channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (RGB)")
+    from .data import BACKGROUND_HELP, background_colour
+    p.add_argument("--background", type=background_colour, help=BACKGROUND_HELP + "; kept in the run's config.json")
+    p.add_argument("--labels", choices=("class", "style", "class+style"), help="what a conditional model is "
+                   "conditioned on: class (default), style (emoji's vendor: google, twitter) or class+style "
+                   "(one label per category/vendor pair); num_classes follows unless --set")
     p.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=PRECISIONS, help="fp32, bf16, or auto: bf16 where the hardware runs "
                    f"it fast (CPUs with AMX); default {DEFAULT_PRECISION}, or the run's own on --resume")
@@ -95,7 +100,8 @@ def run(args) -> int:
                       sample_every=args.sample_every, log_every=args.log_every,
                       checkpoint_minutes=args.checkpoint_minutes, eval_every=args.eval_every,
                       eval_n=args.eval_n, max_rollbacks=args.max_rollbacks, prior=args.prior,
-                      precision=args.precision,
+                      background=args.background,
+                      precision=args.precision, labels=args.labels,
                       **overrides)
     print(f"trained {model.name}; report: {model.run_dir / 'report.md'}")
     return 0

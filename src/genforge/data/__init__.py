@@ -1,4 +1,5 @@
-"""Data sources: named data sets (MNIST, Fashion-MNIST, CIFAR-10/100, emoji) and image folders, as ImageSets."""
+"""Data sources: named data sets (MNIST, Fashion-MNIST, CIFAR-10/100, emoji, CelebA-64, SVHN) and image
+folders, as ImageSets."""
 
 from genforge.data.folder import load_folder
 from genforge.data.idx import read_idx

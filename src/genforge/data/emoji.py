@@ -36,8 +36,9 @@ from urllib.request import urlopen
 
 import numpy as np
 import torch
-from PIL import Image, ImageColor
+from PIL import Image
 
+from genforge.data.folder import parse_background
 from genforge.data.imageset import ImageSet
 from genforge.errors import DataError, DataNotFound, UnknownName
 
@@ -133,12 +134,10 @@ def check_vendors(vendors) -> tuple[str, ...]:
 
 
 def _check_background(background) -> tuple[int, int, int]:
+    """(r, g, b) of a colour name, '#rrggbb', 'R,G,B' or three numbers, as folders read them."""
     try:
-        rgb = ImageColor.getrgb(background) if isinstance(background, str) else tuple(background)
-        rgb = tuple(int(c) for c in rgb)
-        if len(rgb) == 3 and all(0 <= c <= 255 for c in rgb):
-            return rgb
-    except (TypeError, ValueError):
+        return parse_background(background)
+    except DataError:
         pass
     raise DataError(f"background {background!r} is not a colour; give three numbers 0..255 "
                     "(r, g, b) or a name like white or #808080")

@@ -32,18 +32,25 @@ Background = str | Sequence[int]
 
 
 def parse_background(background: Background | None) -> tuple[int, int, int]:
-    """(r, g, b) of a colour name ('white', 'black'), a hex colour ('#808080') or 3 numbers 0..255;
-    None is white."""
+    """(r, g, b) of a colour name ('white', 'black'), a hex colour ('#808080'), 'R,G,B' text
+    ('128,128,128') or 3 numbers 0..255; None is white."""
     if background is None:
         return WHITE
+    given = background
     if isinstance(background, str):
-        try:
-            return tuple(ImageColor.getrgb(background.strip())[:3])
-        except ValueError:
-            pass
-    elif len(background) == 3 and all(isinstance(v, (int, np.integer)) and 0 <= v <= 255 for v in background):
+        text = background.strip()
+        numbers = text.split(",")
+        if len(numbers) == 3 and all(n.strip().isdigit() for n in numbers):
+            background = [int(n) for n in numbers]  # checked below, with the tuples
+        else:
+            try:
+                return tuple(ImageColor.getrgb(text)[:3])
+            except ValueError:
+                pass
+    if isinstance(background, Sequence) and not isinstance(background, str) and len(background) == 3 and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 255 for v in background):
         return tuple(int(v) for v in background)
-    raise DataError(f"unknown background colour {background!r}; give a colour name such as white or black, "
+    raise DataError(f"unknown background colour {given!r}; give a colour name such as white or black, "
                     "a hex colour such as #808080, or three numbers 0-255")
 
 

@@ -2,14 +2,16 @@
 
 A data set is one DatasetSpec: its image shape, its classes, the files that make each split,
 and the reader of its format, which finds, downloads and decodes those files:
-IdxReader (MNIST-style IDX files), CifarReader (the CIFAR binary archives) and LoaderReader
-(any data set with a `load(folder, split)` function, such as emoji).
+IdxReader (MNIST-style IDX files), CifarReader (the CIFAR binary archives), MatReader (SVHN's
+MATLAB files) and LoaderReader (any data set with a `load(folder, split)` function, such as
+emoji and CelebA).
 
 Lookup order (first directory holding every file of a split wins):
   data_dir, data_dir/<name>, $GENFORGE_DATA, $GENFORGE_DATA/<name>,
   /usr/share/datasets/<name> (Debian packages), cache_dir()/<name>.
 If none has them, the files are downloaded into cache_dir()/<name> unless
-GENFORGE_OFFLINE=1. Decoded arrays are cached as .npy so the next load skips gzip.
+GENFORGE_OFFLINE=1 or the data set has no download (CelebA). Decoded arrays are cached as .npy
+so the next load skips gzip.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from genforge.data import emoji
+from genforge.data import celeba, emoji, svhn
 from genforge.data.cifar import CIFAR10, CIFAR100, CifarBinary, check_md5
 from genforge.data.idx import read_idx, read_idx_shape
 from genforge.data.imageset import ImageSet
@@ -53,6 +55,8 @@ class Reader:
     """
 
     classes_in_files = False  # True: the class names come from the files and are cached with the arrays
+    can_download = True  # False: genforge cannot download the files; the user must put them in place
+    takes: frozenset[str] = frozenset()  # loading options the reader applies itself: "size", "background"
 
     def wanted(self, spec: DatasetSpec, split: str) -> str:
         """The files of a split, as the not-found message names them."""
@@ -71,8 +75,9 @@ class Reader:
         """Decode a split from the paths `find` returned."""
         raise NotImplementedError
 
-    def load(self, spec: DatasetSpec, split: str, paths: tuple[Path, ...]) -> ImageSet:
-        """The split as an ImageSet: decoded by `read`, checked, and kept in the .npy cache."""
+    def load(self, spec: DatasetSpec, split: str, paths: tuple[Path, ...], **options) -> ImageSet:
+        """The split as an ImageSet: decoded by `read`, checked, and kept in the .npy cache.
+        options: those named in `takes` (none here)."""
         return _image_set(spec, *_load_arrays(spec, split, paths))
 
     def count(self, spec: DatasetSpec, split: str, paths: tuple[Path, ...]) -> int | None:
@@ -86,6 +91,11 @@ class Reader:
     def where_from(self, spec: DatasetSpec, split: str) -> str:
         """A hint for the not-found message on where the files come from."""
         return ""
+
+    def describe(self, spec: DatasetSpec, folder: Path) -> dict:
+        """What `data info` says beyond the spec about the copy found in folder: "notes", a
+        {heading: text} dict, and "classes" where the copy decides them (CelebA's attributes)."""
+        return {}
 
 
 class IdxReader(Reader):
@@ -139,6 +149,26 @@ class CifarReader(Reader):
 
 
 @dataclass(frozen=True)
+class MatReader(Reader):
+    """One MATLAB v5 .mat file per split (SVHN), checked against its MD5 before it is decoded
+    by genforge.data.svhn with scipy.io.loadmat (data only: never pickle)."""
+
+    def fetch(self, spec, split, dest):
+        return [problem for name in spec.files[split] for problem in _download_file(spec, name, dest)]
+
+    def read(self, spec, split, paths):
+        (path,) = paths
+        check_md5(path, spec.md5[path.name])
+        return svhn.read_mat(path)
+
+    def count(self, spec, split, paths):
+        return svhn.count(paths[0])
+
+    def where_from(self, spec, split):
+        return "; it is published at " + ", ".join(m + n for m in spec.mirrors[:1] for n in spec.files[split])
+
+
+@dataclass(frozen=True)
 class LoaderReader(Reader):
     """A data set read by functions of its own module, for formats such as emoji's npm tarballs.
 
@@ -147,14 +177,41 @@ class LoaderReader(Reader):
     every file of spec.files[split]. The loader keeps its own cache, if any: the registry's .npy
     cache is for the formats it decodes itself. fetcher(folder) puts those files into folder,
     checking their integrity, and raises DataError when it cannot; None: no download.
+    finder(folder) -> the file or folder directly in folder that holds the data, or None, replaces the check for
+    spec.files (CelebA: a zip or a folder of images); `wanted_text` and `hint` are then what the
+    not-found message names and adds. Options in `takes` are passed on to the loader.
     """
 
-    loader: Callable[[Path, str], ImageSet | tuple]
+    loader: Callable[..., ImageSet | tuple]
     fetcher: Callable[[Path], object] | None = None
     counter: Callable[[Path, str], int] | None = None  # images in a split, without decoding them
+    finder: Callable[[Path], Path | None] | None = None
+    wanted_text: str = ""
+    hint: str = ""
+    describer: Callable[[Path], dict] | None = None
+    takes: frozenset[str] = frozenset()
+
+    @property
+    def can_download(self) -> bool:
+        return self.fetcher is not None
+
+    def wanted(self, spec, split):
+        return self.wanted_text or super().wanted(spec, split)
+
+    def where_from(self, spec, split):
+        return self.hint
+
+    def find(self, spec, split, folder):
+        if self.finder is None:
+            return super().find(spec, split, folder)
+        found = self.finder(folder)
+        return (found,) if found is not None else None
 
     def count(self, spec, split, paths):
         return self.counter(paths[0].parent, split) if self.counter else None
+
+    def describe(self, spec, folder):
+        return self.describer(folder) if self.describer else {}
 
     def fetch(self, spec, split, dest):
         if self.fetcher is None:
@@ -165,8 +222,8 @@ class LoaderReader(Reader):
             return [str(e)]
         return []
 
-    def load(self, spec, split, paths):
-        out = self.loader(paths[0].parent, split)
+    def load(self, spec, split, paths, **options):
+        out = self.loader(paths[0].parent, split, **options)
         if isinstance(out, ImageSet):
             return out
         images, labels, classes = out
@@ -297,7 +354,43 @@ DATASETS: dict[str, DatasetSpec] = {
         mirrors=[],
         licence=emoji.EMOJI_INFO["licence"],
         citation=emoji.EMOJI_INFO["citation"],
-        reader=LoaderReader(emoji.load_emoji, emoji.fetch_emoji, lambda folder, split: len(emoji.emoji_codes(folder, split))),
+        reader=LoaderReader(emoji.load_emoji, emoji.fetch_emoji,
+                            lambda folder, split: len(emoji.emoji_codes(folder, split)),
+                            takes=frozenset({"background"})),
+    ),
+    # CelebA's aligned photos, centre 140x140 resized to 64x64 (celeba.py); never downloaded:
+    # no stable public mirror exists, so the not-found message says where to get and put them.
+    "celeba64": DatasetSpec(
+        name="celeba64",
+        shape=(3, celeba.NATIVE_SIZE, celeba.NATIVE_SIZE),
+        classes=[],  # the copy decides: an attribute's two classes with list_attr_celeba.txt, else none
+        files={split: (celeba.ZIP_NAME,) for split in celeba.SPLITS},
+        md5={},
+        mirrors=[],
+        licence=celeba.CELEBA_INFO["licence"],
+        citation=celeba.CELEBA_INFO["citation"],
+        reader=LoaderReader(
+            celeba.load_celeba, counter=celeba.count, finder=celeba.find, describer=celeba.describe,
+            wanted_text=f"{celeba.ZIP_NAME} or an {celeba.FOLDER_NAME}/ folder of its .jpg images",
+            hint=f"; genforge cannot download CelebA (it has no stable public mirror): get {celeba.ZIP_NAME} "
+                 f"(\"Align&Cropped Images\", with list_eval_partition.txt and list_attr_celeba.txt if you "
+                 f"want the official split and labels) from {celeba.PAGE} and put it there",
+            takes=frozenset({"size"})),
+    ),
+    "svhn": DatasetSpec(
+        name="svhn",
+        shape=(3, svhn.SIDE, svhn.SIDE),
+        classes=list(svhn.CLASSES),
+        files={"train": ("train_32x32.mat",), "test": ("test_32x32.mat",)},
+        # the MD5s torchvision pins for these files (the SVHN page publishes none)
+        md5={"train_32x32.mat": "e26dedcc434d2e4c54c9b2d4a06d8373",
+             "test_32x32.mat": "eb5a983be6a315427106f1b164d9cef3"},
+        mirrors=[svhn.PAGE],
+        licence="for non-commercial use only, as the SVHN page states",
+        citation="Y. Netzer, T. Wang, A. Coates, A. Bissacco, B. Wu, A. Y. Ng: Reading Digits in Natural "
+                 "Images with Unsupervised Feature Learning, NIPS Workshop on Deep Learning and "
+                 "Unsupervised Feature Learning, 2011",
+        reader=MatReader(),
     ),
 }
 
@@ -455,6 +548,8 @@ def locate(name: str, split: str, data_dir=None) -> tuple[Path, ...]:
     found = _find_split(spec, split, data_dir)
     if found:
         return found
+    if not spec.reader.can_download:
+        raise _not_found(spec, split, data_dir, "genforge cannot download it")
     if _offline():
         raise _not_found(spec, split, data_dir, "downloads are off: GENFORGE_OFFLINE is set")
     dest = cache_dir() / spec.name
@@ -533,10 +628,17 @@ def _image_set(spec: DatasetSpec, images: np.ndarray, labels: np.ndarray, classe
     return ImageSet(images, torch.from_numpy(labels.astype(np.int64)), classes, spec.name)
 
 
-def load_split(name: str, split: str, data_dir=None) -> ImageSet:
-    """One split of a named data set as an ImageSet of (N, C, H, W) uint8 images."""
+def load_split(name: str, split: str, data_dir=None, **options) -> ImageSet:
+    """One split of a named data set as an ImageSet of (N, C, H, W) uint8 images.
+
+    options: loading options that the data set's reader applies itself (`takes`): `size`
+    (CelebA decodes at that size from its photos) and `background` (emoji's transparency)."""
     spec = get_spec(name)
-    return spec.reader.load(spec, split, locate(spec.name, split, data_dir))
+    unknown = sorted(set(options) - spec.reader.takes)
+    if unknown:
+        raise DataError(f"{spec.name} does not take the option {unknown[0]}; it takes "
+                        f"{', '.join(sorted(spec.reader.takes)) or 'none'}")
+    return spec.reader.load(spec, split, locate(spec.name, split, data_dir), **options)
 
 
 def dataset_info(name: str, data_dir=None) -> dict:
@@ -548,5 +650,7 @@ def dataset_info(name: str, data_dir=None) -> dict:
         sizes[split] = spec.reader.count(spec, split, paths) if paths else None
         if paths and found is None:
             found = str(paths[0].parent)
-    return {"name": spec.name, "shape": spec.shape, "classes": list(spec.classes), "found": found,
-            "splits": sizes, "licence": spec.licence, "citation": spec.citation}
+    about = spec.reader.describe(spec, Path(found)) if found else {}
+    return {"name": spec.name, "shape": spec.shape, "classes": about.get("classes", list(spec.classes)),
+            "found": found, "splits": sizes, "licence": spec.licence, "citation": spec.citation,
+            "notes": about.get("notes", {}), "takes": sorted(spec.reader.takes)}

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from genforge.data.folder import load_folder
+from genforge.data.folder import load_folder, parse_background
 from genforge.data.imageset import ImageSet
 from genforge.data.registry import get_spec, load_split
 from genforge.errors import DataError, UnknownName
@@ -54,21 +54,38 @@ def _folder(path: str, split: str, image_size: int | None, channels: int | None,
     return images
 
 
+def takes_background(spec: str) -> bool:
+    """Whether a data set has transparency to composite onto a background: emoji and folders."""
+    return spec.startswith(FOLDER) or "background" in get_spec(spec).reader.takes
+
+
 def load_dataset(spec: str, split: str = "train", data_dir=None,
                  image_size: int | None = None, channels: int | None = None,
-                 background="white") -> ImageSet:
-    """A registry data set ("mnist", "fashion-mnist") or "folder:PATH", as an ImageSet.
+                 background=None) -> ImageSet:
+    """A registry data set ("mnist", "emoji", "celeba64", ...) or "folder:PATH", as an ImageSet.
 
-    image_size/channels, where given, resize registry data (native 28x28x1) as a whole
-    tensor; folders are centre-cropped and resized image by image while reading (default 32),
-    their transparency composited onto `background` (white by default; see load_folder), and
-    kept in a memory-mapped cache so that a later load reads nothing but the file list.
+    image_size/channels, where given, resize registry data as a whole tensor (an antialiased
+    bilinear filter), except CelebA, which decodes its photos at image_size with PIL's
+    Lanczos; folders are centre-cropped and resized image by image while reading (default 32),
+    and kept in a memory-mapped cache so that a later load reads nothing but the file list.
+    background: the colour that transparency is composited onto (a colour name, '#rrggbb',
+    'R,G,B' or (r, g, b); None: white), for the data sets that have transparency, emoji and
+    folders; given for another data set it is an error, since it would change nothing.
     """
     if image_size is not None and image_size < 1:
         raise DataError(f"image size must be a positive number of pixels, not {image_size}")
     if spec.startswith(FOLDER):
         return _folder(spec[len(FOLDER):], split, image_size, channels, background)
-    data = load_split(spec, split, data_dir)
+    takes = get_spec(spec).reader.takes
+    options = {}
+    if background is not None:
+        if "background" not in takes:
+            raise DataError(f"{get_spec(spec).name} has no transparency, so a background colour changes nothing; "
+                            "--background is for emoji and folder:PATH data sets")
+        options["background"] = parse_background(background)
+    if image_size and "size" in takes:
+        options["size"] = image_size  # decoded at this size from the source images
+    data = load_split(spec, split, data_dir, **options)
     images = data.images
     if image_size and image_size != images.shape[-1]:
         images = _resize(images, image_size)
@@ -124,7 +141,7 @@ def parse_slice(spec: str) -> tuple[str, str, int, int | None]:
 
 
 def load_slice(spec: str, image_size: int | None = None, channels: int | None = None, data_dir=None,
-               background="white") -> ImageSet:
+               background=None) -> ImageSet:
     """The images a slice such as "mnist:test:0-999" names (the syntax every image input takes)."""
     name, split, start, stop = parse_slice(spec)
     data = load_dataset(name, split, data_dir=data_dir, image_size=image_size, channels=channels,

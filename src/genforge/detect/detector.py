@@ -5,8 +5,9 @@ resolution) whose features also drive a U-Net-like decoder that paints a per-pix
 edited regions. The spectrum branch reads the whole log-magnitude Fourier spectrum with a
 dense layer: the transposed convolutions of generators leave periodic up-sampling peaks at
 fixed frequencies, so where a peak sits matters (a pooled convolution would throw that away).
-The histogram branch reads the share of pixels at each grey level: a decoder's sigmoid
-rarely gives pure black or white, real scans and photos do. The image-level logit reads all
+On colour images it reads three spectra, of luminance and two chroma planes (`spectral_planes`).
+The histogram branch reads the share of pixels at each grey level (of each channel of a colour
+image): a decoder's sigmoid rarely gives pure black or white, real scans and photos do. The image-level logit reads all
 three. The pixel branch also sees the image through two log curves, one stretching the darkest
 grey levels and one the brightest (`tone_channels`): a region pasted from a decoder leaves
 background one or two levels off pure black, a change of 1/255 that the plain pixels hide.
@@ -45,8 +46,30 @@ def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
                          nn.ReLU(inplace=True))
 
 
+# ITU-R 601 (JPEG's JFIF) luma and the two chroma differences, as rows applied to (R, G, B).
+YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+
+
+def spectral_planes(x: torch.Tensor) -> torch.Tensor:
+    """The planes whose spectra the detector and the spectral baseline read: a grey image as it is,
+    a colour image as luminance Y and chroma Cb, Cr (N, 3, H, W).
+
+    Why Y/Cb/Cr and not R, G and B, nor luminance alone: JPEG, the commonest thing that happens to
+    a shared picture, stores chroma at half resolution and quantises it harder, so after one
+    re-compression the high frequencies of all three of R, G and B fall alike in real and
+    generated images, while in Y they keep what a generator's up-sampling left there. Apart, the
+    dense layer can weigh the luminance peaks that survive JPEG on their own. Luminance alone would
+    miss what shows mostly in colour: a decoder's paste is often right in brightness and off in hue
+    or saturation (a VAE's reconstructions are desaturated), which only the chroma planes carry."""
+    if x.shape[1] != 3:
+        return x
+    return torch.einsum("pc,nchw->nphw", YCBCR.to(x.device, x.dtype), x)
+
+
 def log_spectrum(x: torch.Tensor) -> torch.Tensor:
-    """Centred log-magnitude spectrum of images in [0, 1], roughly in [0, 2]."""
+    """Centred log-magnitude spectrum of images in [0, 1], roughly in [0, 2], of each of the image's
+    `spectral_planes` (its one grey plane, or Y, Cb, Cr)."""
+    x = spectral_planes(x)
     magnitude = torch.fft.fft2(x - x.mean(dim=(-2, -1), keepdim=True), norm="ortho").abs()
     return torch.fft.fftshift(torch.log1p(magnitude), dim=(-2, -1)) / 2
 
@@ -107,10 +130,27 @@ class Detector(nn.Module):
         mask_logits = self.to_mask(self.up_full(torch.cat([up, full], 1)))
         return logit, mask_logits
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of the images the detector judges."""
+        return self.config.in_channels, self.config.image_size, self.config.image_size
+
+    def check_images(self, x: torch.Tensor) -> None:
+        """Refuses, in one line, images of another mode or size than the detector's: a grey detector
+        shown colour images (or a colour one grey images) would judge what it never saw."""
+        shape = tuple(x.shape[1:])
+        if x.ndim != 4 or shape != self.image_shape:
+            c, size, _ = self.image_shape
+            got = f"{describe_channels(shape[0])} {shape[1]}x{shape[2]}" if x.ndim == 4 else f"shape {tuple(x.shape)}"
+            raise GenforgeError(f"this detector judges {describe_channels(c)} {size}x{size} images, not {got}; "
+                                "convert them, or train a detector on images like them")
+
     @torch.inference_mode()
     def predict(self, x: torch.Tensor, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
         """Probabilities (N,) that images are generated or edited, and edit maps (N, 1, H, W) in [0, 1],
-        on the CPU, whichever device the detector and `x` are on."""
+        on the CPU, whichever device the detector and `x` are on. Images of another mode or size are
+        refused (`check_images`)."""
+        self.check_images(x)
         self.eval()
         device = next(self.parameters()).device
         probs, maps = [], []
@@ -119,6 +159,11 @@ class Detector(nn.Module):
             probs.append(torch.sigmoid(logit).cpu())
             maps.append(torch.sigmoid(mask_logits).cpu())
         return torch.cat(probs), torch.cat(maps)
+
+
+def describe_channels(channels: int) -> str:
+    """"grey (1 channel)", "colour (3 channels)": how messages name an image mode."""
+    return {1: "grey (1 channel)", 3: "colour (3 channels)"}.get(channels, f"{channels}-channel")
 
 
 def save_detector(detector: Detector, directory: str | Path, card: dict) -> Path:

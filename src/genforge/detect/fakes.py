@@ -7,7 +7,7 @@ region continues the picture as an inpainting would; a GAN's donor is one of its
 Half the pastes are feathered, so the seam alone does not give them away.
 
 A third kind needs no model (`self_blends`): a real image with a region pasted from a blurred,
-resampled, noisier or sharpened copy of itself, the self-blended images of Shiohara & Yamasaki
+resampled, noisier or sharpened (a colour image also: recoloured) copy of itself, the self-blended images of Shiohara & Yamasaki
 (CVPR 2022). They teach what any local edit has in common, a region whose local statistics
 differ from the rest of the picture, rather than one generator's fingerprint, which is what a
 detector needs on generators it never saw.
@@ -141,15 +141,29 @@ def model_fakes(run_dir: str | Path, real: ImageSet, n: int, seed: int = 0, trut
                    [f"{name}:sample", f"{name}:paste"])
 
 
+def recoloured(x: torch.Tensor, saturation: float, tint: torch.Tensor) -> torch.Tensor:
+    """Colour images with their saturation scaled (0: grey, 1: as they were, above 1: more vivid)
+    and a colour cast `tint` (3,) added: what a colour edit or a decoder's off colours do."""
+    luma = (x * torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return (luma + saturation * (x - luma) + tint.view(1, 3, 1, 1)).clamp(0, 1)
+
+
 def _restyled(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """x with one of four local-statistics changes, drawn per image, at a strength drawn per kind."""
+    """x with one of four local-statistics changes, drawn per image, at a strength drawn per kind;
+    on colour images one of five, the fifth a change of saturation and a colour cast (`recoloured`).
+    A grey image never draws the fifth, so grey self-blends stay what they were."""
     out = x.clone()
-    kind = torch.randint(4, (len(x),), generator=generator)
+    colour = x.shape[1] == 3
+    kind = torch.randint(5 if colour else 4, (len(x),), generator=generator)
     strength = torch.rand(4, generator=generator).tolist()
     changes = [lambda b: gaussian_blur(b, 0.5 + strength[0]),
                lambda b: resample(b, 1.5 + 1.5 * strength[1]),
                lambda b: add_noise(b, 0.02 + 0.06 * strength[2], generator),
                lambda b: (b + (0.5 + strength[3]) * (b - gaussian_blur(b, 1.0))).clamp(0, 1)]  # unsharp mask
+    if colour:
+        saturation = 0.4 + 1.2 * torch.rand((), generator=generator).item()  # 0.4 (washed out) to 1.6
+        tint = 0.08 * (2 * torch.rand(3, generator=generator) - 1)  # up to 20 levels per channel
+        changes.append(lambda b: recoloured(b, saturation, tint))
     for k, change in enumerate(changes):
         if (kind == k).any():
             out[kind == k] = change(x[kind == k])

@@ -17,24 +17,28 @@ from sklearn.preprocessing import StandardScaler
 
 from ..api import Model
 from ..errors import GenforgeError
+from .detector import spectral_planes
 
 
 def radial_spectrum(x: torch.Tensor) -> torch.Tensor:
-    """Log power averaged over rings of equal frequency: (N, H // 2 + 1) for (N, C, H, W) images."""
-    gray = x.mean(1)
-    power = torch.fft.fftshift(torch.fft.fft2(gray - gray.mean(dim=(-2, -1), keepdim=True), norm="ortho").abs() ** 2,
-                               dim=(-2, -1))
-    h, w = gray.shape[-2:]
+    """Log power averaged over rings of equal frequency, per spectral plane: (N, H // 2 + 1) for grey
+    images, (N, 3 * (H // 2 + 1)) for colour ones, whose planes are luminance and two chroma
+    differences (`detector.spectral_planes` says why those and not R, G, B)."""
+    planes = spectral_planes(x) if x.shape[1] == 3 else x.mean(1, keepdim=True)
+    power = torch.fft.fftshift(torch.fft.fft2(planes - planes.mean(dim=(-2, -1), keepdim=True),
+                                              norm="ortho").abs() ** 2, dim=(-2, -1))
+    h, w = planes.shape[-2:]
     dy = torch.arange(h).view(-1, 1) - h // 2
     dx = torch.arange(w).view(1, -1) - w // 2
     ring = torch.sqrt((dy ** 2 + dx ** 2).float()).round().long().clamp(max=min(h, w) // 2).flatten()
     rings = ring.max().item() + 1
-    sums = torch.zeros(len(x), rings).index_add_(1, ring, power.flatten(1))
-    return torch.log(sums / torch.bincount(ring, minlength=rings) + 1e-8)
+    sums = torch.zeros(*planes.shape[:2], rings).index_add_(2, ring, power.flatten(2))
+    return torch.log(sums / torch.bincount(ring, minlength=rings) + 1e-8).flatten(1)
 
 
 def pixel_statistics(x: torch.Tensor) -> torch.Tensor:
-    """Mean, spread, share of pure black / white / in-between pixels, and gradient energy (N, 6)."""
+    """Mean, spread, share of pure black / white / in-between pixels, and gradient energy (N, 6),
+    over all channels' values together."""
     flat = x.flatten(1)
     gradient = (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1) + \
                (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).mean(1)

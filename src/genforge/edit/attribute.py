@@ -2,7 +2,10 @@
 two groups of images is a direction that adds what the second group has and the first lacks.
 
 Groups are classes ("3" to "8"), or the two ends of a property measured on the pixels: stroke
-thickness (ink mass) or slant (from the image's second moments). Adding the vector to a code
+thickness (ink mass) or slant (from the image's second moments), and for colour images the
+figure's saturation, brightness or area (colour.py). Asked for an amount of a property
+(`hue=+0.2`), the edit is instead calibrated: a regression of every property on the code, the
+smallest move that changes the one asked and holds the others, and a line search (calibrate.py). Adding the vector to a code
 changes that attribute and, since the rest of the code stays, keeps the handwriting.
 """
 
@@ -13,6 +16,7 @@ import torch
 from ..errors import GenforgeError
 from ..metrics.feature_net import FeatureNet
 from ..models import GenerativeModel
+from . import colour
 from .classify import class_reads
 from .invert import generate
 
@@ -35,7 +39,12 @@ def slant(x: torch.Tensor) -> torch.Tensor:
     return -mu11 / mu02  # image y grows downwards, so a right lean has negative covariance
 
 
-PROPERTIES = {"thickness": ink_mass, "slant": slant}
+# Measured properties: thickness and slant for digits; hue, saturation, brightness and the area
+# the figure covers for colour images, measured on the figure's pixels (colour.py, which also
+# gives their units). Each takes images (N, C, H, W) in [0, 1]; the colour ones also the
+# background colour the figure stands on.
+PROPERTIES = {"thickness": ink_mass, "slant": slant, "hue": colour.hue, "saturation": colour.saturation,
+              "brightness": colour.brightness, "area": colour.area}
 
 
 def class_means(codes: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -20,12 +20,13 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
 
-def read_images(source: str, image_shape: tuple[int, int, int], data_dir=None) -> ImageSet:
-    """The images named by `source`, converted to `image_shape` (C, H, W)."""
+def read_images(source: str, image_shape: tuple[int, int, int], data_dir=None, background=None) -> ImageSet:
+    """The images named by `source`, converted to `image_shape` (C, H, W); transparency (a folder,
+    emoji) composited onto `background` (a run's own; None: white)."""
     channels, size, _ = image_shape
     path = Path(source).expanduser()
     if path.is_dir():
-        images = load_folder(path, size, channels)
+        images = load_folder(path, size, channels, background)
         log.info("%s: read %d image(s) as %dx%d, %d channel(s)", path, len(images), size, size, channels)
         return images
     if path.is_file():
@@ -35,7 +36,9 @@ def read_images(source: str, image_shape: tuple[int, int, int], data_dir=None) -
     if ":" not in source and source.strip().lower().replace("_", "-") not in DATASETS:
         raise DataError(f"{source}: no such file, folder or data set; give an image, a folder, an .npz "
                         "or a data set slice such as mnist:test:0-99")
-    return load_slice(source, size, channels, data_dir)
+    from ..data.source import parse_slice, takes_background
+    takes = takes_background(parse_slice(source)[0])
+    return load_slice(source, size, channels, data_dir, background=background if takes else None)
 
 
 def read_image_file(path: Path, size: int, channels: int) -> torch.Tensor:

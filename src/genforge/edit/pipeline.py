@@ -21,8 +21,11 @@ from ..api import Model
 from ..data import ImageSet, load_dataset
 from ..detect.detector import Detector
 from ..errors import GenforgeError
-from ..metrics.feature_net import FeatureNet, load_feature_net, shipped_feature_nets
+from ..data.labelling import relabel
+from ..metrics.feature_net import load_feature_net, shipped_feature_nets
+from . import colour
 from .attribute import PROPERTIES, class_means, property_vector, sampled_codes, toward_class
+from .calibrate import PropertyEdit, PropertyModel, calibrated_edit, held_names, scalar_measure, table
 from .directions import pca_directions, sefa_directions
 from .directions import traverse as traverse_codes
 from .inpaint import inpaint as inpaint_images
@@ -35,11 +38,13 @@ from .transport import ClassGaussians
 from .classify import class_reads
 from .fit import FitConfig
 from .encoder import EncoderConfig, InversionEncoder, inversion_encoder
+from .reader import Reader, can_read
 from .realism import detector_realism, realism
 
 ATTRIBUTE_METHODS = ("auto", "transport", "vector")
 ATTRIBUTE_STRENGTH = 1.5  # a little past the target class: read more surely, nearer real images (docstring below)
 GROUP_N = 5000  # codes per attribute-vector estimate: class means settle well before this
+PROPERTY_N = 2000  # codes per property regression (calibrate.py): at most 128 slopes per property to fit
 
 
 class Editor:
@@ -89,16 +94,78 @@ class Editor:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.model.config.image_shape)
 
+    @property
+    def labelling(self) -> str:
+        """What the run's labels are: "class", "style" or "class+style" (data/labelling.py)."""
+        return self.data.get("labels", "class")
+
+    @property
+    def class_names(self) -> list[str]:
+        """The names of the run's labels (the data set's classes, or its styles, or the pairs)."""
+        return list(self.data.get("classes") or [])
+
+    @property
+    def background(self) -> tuple[float, float, float]:
+        """The colour (r, g, b in [0, 1]) the figures of the run's images stand on, for the colour
+        properties: the run's own where it names one, else white for colour images and black for
+        the grayscale data sets (white digits on black)."""
+        bg = self.data.get("background")
+        if bg is None:
+            grey_registry = self.image_shape[0] == 1 and not str(self.data["dataset"]).startswith("folder:")
+            return (0.0, 0.0, 0.0) if grey_registry else colour.WHITE
+        from ..data.folder import parse_background
+        return tuple(v / 255 for v in parse_background(bg))
+
     @cached_property
-    def feature_net(self) -> FeatureNet | None:
-        """The data set's shipped classifier, or None where genforge ships none for these images."""
+    def feature_net(self) -> Reader | None:
+        """The data set's shipped classifier seen through the run's image size and labels
+        (reader.py), or None where genforge ships none that can read these images."""
         if self.data["dataset"] not in shipped_feature_nets():
             return None
         net, _ = load_feature_net(self.data["dataset"])
-        c = net.config
-        return net if (c.in_channels, c.image_size, c.image_size) == self.image_shape else None
+        if not can_read(net, self.image_shape, self.labelling):
+            return None
+        return Reader(net, self.image_shape[1], self.labelling)
 
-    def classifier(self) -> FeatureNet:
+    def labelled(self, images: ImageSet) -> ImageSet:
+        """Input images with labels of the run's kind (a vendor-conditioned run's are the vendors)."""
+        return relabel(images, self.labelling)
+
+    def class_index(self, target: int | str) -> int:
+        """The label number of `target`: a number, or one of the run's class names (any case)."""
+        if isinstance(target, int):
+            return target
+        names = [n.lower() for n in self.class_names]
+        if target.strip().lower() in names:
+            return names.index(target.strip().lower())
+        raise GenforgeError(f"no class {target!r} in this run; its classes: " + ", ".join(
+            f"{i} {n}" for i, n in enumerate(self.class_names)))
+
+    def swap_targets(self, target: int | str, source: torch.Tensor) -> torch.Tensor:
+        """The label (N,) each image swaps to. A run on category/vendor pairs also takes a vendor
+        (or a category) alone: each image keeps its category (or vendor) and takes the other."""
+        if isinstance(target, str) and self.labelling == "class+style":
+            styles = [n.lower() for n in (self._style_names or [])]
+            categories = [n.lower() for n in (self._category_names or [])]
+            word = target.strip().lower()
+            s = len(styles)
+            if word in styles:
+                return source // s * s + styles.index(word)
+            if word in categories:
+                return categories.index(word) * s + source % s
+        return torch.full_like(source, self.class_index(target))
+
+    @property
+    def _style_names(self) -> list[str] | None:
+        names = self.class_names
+        return list(dict.fromkeys(n.rsplit("/", 1)[1] for n in names)) if names and "/" in names[0] else None
+
+    @property
+    def _category_names(self) -> list[str] | None:
+        names = self.class_names
+        return list(dict.fromkeys(n.rsplit("/", 1)[0] for n in names)) if names and "/" in names[0] else None
+
+    def classifier(self) -> Reader:
         """The data set's shipped classifier (GenforgeError where there is none)."""
         if self.feature_net is None:
             raise GenforgeError(f"no classifier for {self.data['dataset']!r} images of shape {self.image_shape}; "
@@ -109,8 +176,8 @@ class Editor:
     def train(self) -> ImageSet:
         """The run's training images, read as it read them."""
         d = self.data
-        return load_dataset(d["dataset"], "train", data_dir=d.get("data_dir"), image_size=d["image_size"],
-                            channels=d["channels"])
+        return relabel(load_dataset(d["dataset"], "train", data_dir=d.get("data_dir"), image_size=d["image_size"],
+                                    channels=d["channels"], background=d.get("background")), self.labelling)
 
     @cached_property
     def train_pixels(self) -> torch.Tensor:
@@ -184,9 +251,13 @@ class Editor:
         return torch.stack(frames)
 
     def attribute(self, x: torch.Tensor, target: int | str, source: torch.Tensor | None = None,
-                  strength: float = ATTRIBUTE_STRENGTH, method: str = "auto") -> torch.Tensor:
+                  strength: float = ATTRIBUTE_STRENGTH, method: str = "auto", amount: float | None = None,
+                  labels: torch.Tensor | None = None) -> torch.Tensor:
         """x moved toward class `target` from classes `source` (N,) (default: what the classifier
-        reads), or along a pixel property ("thickness", "slant"; a negative strength reverses it).
+        reads), or along a pixel property ("thickness", "slant", "hue", "saturation", "brightness",
+        "area"): by `amount` of it (`change_property`: measured and calibrated), or without an amount
+        by `strength` times its attribute vector (a negative strength reverses it). A conditional
+        model edits properties only (its codes hold style, not class), under the images' `labels`.
 
         `method` for a class: "vector" adds the difference of the two classes' mean codes;
         "transport" moves each code by the optimal-transport map between Gaussians fitted to the
@@ -195,7 +266,9 @@ class Editor:
         did equally (BENCHMARKS.md, class-change blocks). `strength`: how far, in multiples of
         that move (default 1.5: a little past the target class, which the classifier reads more
         surely, and for the transport also the edits nearest real target-class images in FID)."""
-        if self.model.is_conditional:
+        if isinstance(target, str) and amount is not None:
+            return self.change_property(x, target, amount, labels).images
+        if self.model.is_conditional and not isinstance(target, str):
             raise GenforgeError(f"model {self.model.name!r} is conditional: its codes hold style, not class; "
                                 "use swap-class to change the class")
         if method not in ATTRIBUTE_METHODS:
@@ -204,10 +277,14 @@ class Editor:
             raise GenforgeError(f"attribute {target!r} moves along a vector; the transport method is for classes")
         if method == "auto":
             method = self.default_attribute_method
-        z = self.invert(x)
         if isinstance(target, str):
+            if target == "hue":
+                raise GenforgeError("hue goes round a circle, so it has no high and low end to move toward; "
+                                    "give an amount, e.g. --to hue=+0.2")
+            z = self.invert(x, labels)
             codes, values = self._property_codes(target)
-            return generate(self.model, z + strength * property_vector(codes, values))
+            return generate(self.model, z + strength * property_vector(codes, values), labels)
+        z = self.invert(x)
         num_classes = self.classifier().config.num_classes
         if not 0 <= target < num_classes:
             raise GenforgeError(f"class {target} does not exist; {self.data['dataset']} has classes "
@@ -220,6 +297,54 @@ class Editor:
             codes, labels = self.labelled_codes
             moved = toward_class(z, source, target, class_means(codes, labels, num_classes), strength)
         return generate(self.model, moved)
+
+    def change_property(self, x: torch.Tensor, name: str, amount: float,
+                        labels: torch.Tensor | None = None) -> PropertyEdit:
+        """x with property `name` changed by `amount` (colour.py gives the units: hue in fractions
+        of the colour circle, the others on their own 0..1 scale) and the other properties held, the
+        step calibrated per image by a line search (calibrate.py). Returns the images with what was
+        achieved, measured from the model's reconstruction of each input."""
+        names = held_names(self.image_shape[0], name)
+        self._needs_labels(labels)
+        z = self.invert(x, labels)
+        return calibrated_edit(z, lambda codes: self._decode(codes, labels), names, name, amount, self.background,
+                               fitted=self.property_model(names))
+
+    def _decode(self, codes: torch.Tensor, labels: torch.Tensor | None, batch: int = 500) -> torch.Tensor:
+        """Images of codes, each group of len(labels) codes under those labels (a line search's
+        candidates), in batches; gradients flow through where they are enabled (local slopes)."""
+        labels = None if labels is None else labels.repeat(len(codes) // len(labels)).to(self.model.device)
+        return torch.cat([self.model.generate(codes[i:i + batch].to(self.model.device),
+                                              None if labels is None else labels[i:i + batch]).cpu()
+                          for i in range(0, len(codes), batch)])
+
+    def property_model(self, names: tuple[str, ...]) -> PropertyModel:
+        """How the properties `names` follow the code, fitted once per set of names on PROPERTY_N
+        codes: encoded training images for an autoencoder, prior draws for a GAN."""
+        if names not in self._property_models:
+            codes, images, labels = self._group(PROPERTY_N)
+            num = self.model.config.num_classes if labels is not None else 0
+            self._property_models[names] = PropertyModel.fit(names, codes, table(names, images, self.background),
+                                                             labels, num)
+        return self._property_models[names]
+
+    @cached_property
+    def _property_models(self) -> dict:
+        return {}
+
+    def _group(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """n codes, their images (what the model decodes them to) and, for a conditional model, labels."""
+        generator = self._generator()
+        if self.model.is_autoencoder:
+            train = self.train.subset(torch.randperm(len(self.train), generator=generator)[:n])
+            labels = train.labels if self.model.is_conditional else None
+            if self.model.is_conditional and labels is None:
+                raise GenforgeError(f"the training images of {self.data['dataset']!r} have no labels")
+            codes = encode(self.model, train.images.float() / 255, labels)
+        else:
+            codes = self.model.latent(n, generator).cpu()
+            labels = self.model.random_labels(n, generator).cpu() if self.model.is_conditional else None
+        return codes, generate(self.model, codes, labels), labels
 
     @property
     def default_attribute_method(self) -> str:
@@ -253,13 +378,14 @@ class Editor:
         train = self.train_pixels
         return {"mean fill": mean_fill(x, mask, train), "nearest": nearest_fill(x, mask, train)}
 
-    def directions(self, method: str, k: int, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def directions(self, method: str, k: int, x: torch.Tensor | None = None,
+                   labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """k unit directions (k, D) and their scales: "sefa" from the first layer's weights, "pca"
-        from the codes of images x (at least 2)."""
+        from the codes of images x (at least 2; a conditional model inverts them under `labels`)."""
         if method == "sefa":
             return sefa_directions(self.model, k)
         if method == "pca":
-            return pca_directions(self.invert(x), k)
+            return pca_directions(self.invert(x, labels), k)
         raise GenforgeError(f"unknown direction method {method!r}; choose pca or sefa")
 
     def traverse(self, z: torch.Tensor, dirs: torch.Tensor, scales: torch.Tensor, steps: int = 7,
@@ -295,13 +421,12 @@ class Editor:
         if name not in PROPERTIES:
             raise GenforgeError(f"unknown attribute {name!r}; give a class number or one of: "
                                 f"{', '.join(PROPERTIES)}")
-        measure = PROPERTIES[name]
-        if self.model.is_autoencoder:
+        if self.model.is_autoencoder and not self.model.is_conditional:
             idx = torch.randperm(len(self.train), generator=self._generator())[:GROUP_N]
             images = self.train.images[idx].float() / 255
-            return encode(self.model, images), measure(images)
-        z = self.model.latent(GROUP_N, self._generator()).cpu()
-        return z, measure(generate(self.model, z))
+            return encode(self.model, images), scalar_measure(name, images, self.background)
+        codes, images, _ = self._group(GROUP_N)  # a conditional model's codes under their own labels
+        return codes, scalar_measure(name, images, self.background)
 
     def _needs_labels(self, labels: torch.Tensor | None) -> None:
         if self.model.is_conditional and labels is None:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..data import cache_dir, load_dataset
+from ..data.labelling import relabel
 from ..errors import GenforgeError
 from ..train.checkpoint import atomic_write
 from .classifier_score import ClassHistogram, ClassifierScore, ConditionalAccuracy
@@ -42,18 +43,20 @@ def _digest(*parts: bytes) -> str:
 
 
 def real_split(dataset: str, split: str, n: int | None = None, data_dir=None, image_size: int | None = None,
-               channels: int | None = None):
-    """Images and labels of a split, or a fixed random n of them (resized to `image_size` where given)."""
-    data = load_dataset(dataset, split, data_dir=data_dir, image_size=image_size, channels=channels)
+               channels: int | None = None, background=None):
+    """Images and labels of a split, or a fixed random n of them (resized to `image_size` where given;
+    transparency on `background`, a run's own, for emoji and folders)."""
+    data = load_dataset(dataset, split, data_dir=data_dir, image_size=image_size, channels=channels,
+                        background=background)
     if n is not None and n < len(data):
         data = data.subset(torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:n])
     return data
 
 
 def real_embedding(extractor, dataset: str, split: str, n: int | None = None, data_dir=None,
-                   image_size: int | None = None) -> Embedding:
+                   image_size: int | None = None, background=None) -> Embedding:
     """Embedding of a real split, cached on disk under a hash of the network and the images."""
-    data = real_split(dataset, split, n, data_dir, image_size)
+    data = real_split(dataset, split, n, data_dir, image_size, background=background)
     key = _digest(extractor.digest().encode(), data.images.numpy().tobytes())
     path = cache_dir() / "features" / f"{dataset}-{split}-{len(data)}-{key}.npz"
     try:
@@ -93,18 +96,19 @@ def compare(fake: Embedding, real: Embedding, real_labels: torch.Tensor,
     return out
 
 
-def floor(extractor, dataset: str, data_dir=None, image_size: int | None = None) -> dict:
+def floor(extractor, dataset: str, data_dir=None, image_size: int | None = None, background=None) -> dict:
     """The set metrics of 10k real train images (all, where the split is smaller) against the
     test split (cached), both at `image_size` where given."""
-    test = real_split(dataset, "test", data_dir=data_dir, image_size=image_size)
+    test = real_split(dataset, "test", data_dir=data_dir, image_size=image_size, background=background)
     key = _digest(extractor.digest().encode(), test.images.numpy().tobytes(), b"floor-v1")
     path = cache_dir() / "features" / f"{dataset}-floor-{key}.json"
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         pass
-    train = real_embedding(extractor, dataset, "train", FLOOR_N, data_dir, image_size)
-    result = compare(train, real_embedding(extractor, dataset, "test", data_dir=data_dir, image_size=image_size),
+    train = real_embedding(extractor, dataset, "train", FLOOR_N, data_dir, image_size, background)
+    result = compare(train, real_embedding(extractor, dataset, "test", data_dir=data_dir, image_size=image_size,
+                                           background=background),
                      test.labels, class_metrics=False)
     result["n_train"] = len(train.features)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,21 +117,23 @@ def floor(extractor, dataset: str, data_dir=None, image_size: int | None = None)
 
 
 def evaluate_images(images: torch.Tensor, dataset: str, requested: torch.Tensor | None = None,
-                    data_dir=None, features: str = "classifier", copying: bool = False) -> dict:
+                    data_dir=None, features: str = "classifier", copying: bool = False, background=None) -> dict:
     """All sample metrics of `images` (uint8 or [0, 1] floats) against `dataset`'s test split.
 
     `features`: "classifier" (the data set's shipped network; all metrics) or "inception"
     (the FID convention's network, when available; the set metrics and the Inception Score).
     `copying`: also `nn_ratio` and `copies` against the training split (classifier features).
     Images smaller than the data set's (emoji at 32x32) are compared with real images resized to theirs.
+    `background`: the colour emoji's or a folder's transparency is composited onto (a run's own; white).
     """
     extractor = get_extractor(features, dataset)
     if len(images) < 2:
         raise GenforgeError(f"need at least 2 images to compare distributions, got {len(images)}")
     fake = extractor.embed(images)
     size = int(images.shape[-1])
-    test = real_split(dataset, "test", data_dir=data_dir, image_size=size)
-    out = compare(fake, real_embedding(extractor, dataset, "test", data_dir=data_dir, image_size=size), test.labels,
+    test = real_split(dataset, "test", data_dir=data_dir, image_size=size, background=background)
+    out = compare(fake, real_embedding(extractor, dataset, "test", data_dir=data_dir, image_size=size,
+                                       background=background), test.labels,
                   requested, class_metrics=features == "classifier")
     if features == "inception":
         score = ClassifierScore(splits=10)
@@ -135,8 +141,8 @@ def evaluate_images(images: torch.Tensor, dataset: str, requested: torch.Tensor 
         result = score.compute()
         out["inception_score"], out["inception_score_std"] = result["classifier_score"], result["classifier_score_std"]
     if copying and features == "classifier":
-        out.update(_training_distance(fake, extractor, dataset, data_dir, size))
-    out["floor"] = floor(extractor, dataset, data_dir, size)
+        out.update(_training_distance(fake, extractor, dataset, data_dir, size, background))
+    out["floor"] = floor(extractor, dataset, data_dir, size, background)
     out["n_fake"], out["n_real"] = len(images), len(test)
     out["image_size"] = size
     out["feature_net"] = extractor.describe()
@@ -149,7 +155,7 @@ def evaluate_model(model, n: int = 10_000, seed: int = 0, data_dir=None, nll_ima
     """Samples n images from a loaded model (`genforge.load`) and reports every metric that
     applies: the sample metrics, and for autoencoders reconstruction and likelihood on the test split.
     `prior` picks where an autoencoder's z come from, `temperature` their spread (see `Model.sample`)."""
-    from .nll import ImportanceNLL
+    from .nll import SCORED, ImportanceNLL
     from .reconstruction import ReconstructionError
 
     dataset = model.run_config.get("data", {}).get("dataset")
@@ -162,19 +168,23 @@ def evaluate_model(model, n: int = 10_000, seed: int = 0, data_dir=None, nll_ima
     images = model.sample(n, seed=seed, labels=requested, prior=prior, temperature=temperature)
     out = {"model": model.name, "dataset": dataset, "prior": model.prior_kind if prior == "auto" else prior,
            "temperature": temperature,
-           **evaluate_images(images, dataset, requested, data_dir, features, copying=True)}
+           # a run conditioned on emoji's vendor (data/labelling.py) asks for vendors, which the
+           # class head does not read: no conditional accuracy for it
+           **evaluate_images(images, dataset, requested if _labelling(model) == "class" else None, data_dir,
+                             features, copying=True,
+                             background=model.run_config["data"].get("background"))}
     if model.module.is_autoencoder:
         d = model.run_config["data"]
         test_split = real_split(dataset, "test", data_dir=data_dir, image_size=d.get("image_size"),
-                                channels=d.get("channels"))
+                                channels=d.get("channels"), background=d.get("background"))
         test = test_split.images.float().div(255)
         rec = ReconstructionError()
         rec.update(test, reconstruct(model, test_split))
         out.update({f"recon_{k}": v for k, v in rec.compute().items()})
         out.update(decoded_codes(model, dataset, n, data_dir, features))
         # A conditional model's likelihood is p(x | label): not comparable with p(x), so not reported.
-        bernoulli = getattr(model.module.config, "likelihood", "bernoulli") == "bernoulli"
-        if bernoulli and not model.module.is_conditional and nll_images > 0:
+        scored = getattr(model.module.config, "likelihood", "bernoulli") in SCORED
+        if scored and not model.module.is_conditional and nll_images > 0:
             nll = ImportanceNLL(model.module, k=nll_k, seed=seed)
             nll.update(test[:nll_images].to(model.device))
             out.update(nll.compute())
@@ -192,12 +202,13 @@ def training_distance(images: torch.Tensor, dataset: str, data_dir=None) -> dict
     return _training_distance(extractor.embed(images), extractor, dataset, data_dir, int(images.shape[-1]))
 
 
-def _training_distance(fake: Embedding, extractor, dataset: str, data_dir=None, image_size: int | None = None) -> dict:
+def _training_distance(fake: Embedding, extractor, dataset: str, data_dir=None, image_size: int | None = None,
+                       background=None) -> dict:
     metric = TrainingDistance()
-    metric.update(real_embedding(extractor, dataset, "train", data_dir=data_dir, image_size=image_size).features,
-                  "train")
-    metric.update(real_embedding(extractor, dataset, "test", data_dir=data_dir, image_size=image_size).features,
-                  "heldout")
+    metric.update(real_embedding(extractor, dataset, "train", data_dir=data_dir, image_size=image_size,
+                                 background=background).features, "train")
+    metric.update(real_embedding(extractor, dataset, "test", data_dir=data_dir, image_size=image_size,
+                                 background=background).features, "heldout")
     metric.update(fake.features, "fake")
     return metric.compute()
 
@@ -211,17 +222,25 @@ def decoded_codes(model, dataset: str, n: int = 10_000, data_dir=None, features:
     0.43 sampled, 0.45 decoded; BENCHMARKS.md). A model loaded from a run reads the real images at
     the size it trained on; any other autoencoder (encode/decode only) at the data set's own."""
     d = (getattr(model, "run_config", None) or {}).get("data", {})
-    decoded = reconstruct(model, real_split(dataset, "train", n, data_dir, d.get("image_size"), d.get("channels")))
-    result = evaluate_images(decoded, dataset, data_dir=data_dir, features=features)
+    decoded = reconstruct(model, real_split(dataset, "train", n, data_dir, d.get("image_size"), d.get("channels"),
+                                            d.get("background")))
+    result = evaluate_images(decoded, dataset, data_dir=data_dir, features=features, background=d.get("background"))
     return {f"decoded_{k}": result[k] for k in DECODED}
 
 
 def reconstruct(model, data, batch_size: int = 1000) -> torch.Tensor:
     """An autoencoder's reconstructions (posterior means decoded) of an ImageSet, in [0, 1] on the CPU;
     a conditional model is given the images' labels."""
+    if model.module.is_conditional:
+        data = relabel(data, _labelling(model))  # a vendor-conditioned run encodes under the vendor
     labels = data.labels if model.module.is_conditional else None
     out = []
     for i in range(0, len(data), batch_size):
         x, y = data.images[i:i + batch_size].float().div(255), None if labels is None else labels[i:i + batch_size]
         out.append(model.decode(model.encode(x, y), y).cpu())
     return torch.cat(out)
+
+
+def _labelling(model) -> str:
+    """What a run's labels are ("class", "style", "class+style": data/labelling.py)."""
+    return ((getattr(model, "run_config", None) or {}).get("data", {})).get("labels", "class")

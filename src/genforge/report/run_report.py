@@ -76,6 +76,8 @@ def write_report(run_dir: str | Path) -> Path:
     rows = run.read_metrics()
     data = cfg.get("data", {})
     lines = [f"# genforge run: `{cfg['model']}` on `{data.get('dataset', '?')}`", ""]
+    if data.get("labels", "class") != "class":  # data/labelling.py
+        lines += [f"Conditioned on the {data['labels']} labels: {', '.join(data.get('classes') or [])}.", ""]
     lines += _samples_section(load(run.path), run, data.get("classes"), rows)
     lines += _eval_section(run)
     lines += _edits_section(run)
