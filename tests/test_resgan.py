@@ -51,7 +51,8 @@ def test_defaults_hinge_ema_diffaugment_and_the_published_sizes_one_change_away(
     c = model.config
     assert (c.loss, c.diffaug, c.image_shape, c.latent_dim) == ("hinge", "color,translation,cutout", (3, 32, 32), 128)
     assert model.augmentations == ["color", "translation", "cutout"] and model.generator_ema is not None
-    assert (c.beta1, c.beta2) == (0.0, 0.9) and c.lr_d > c.lr
+    # widths 32 and 2e-4 for both networks, betas (0, 0.999): bench/trials/resgan_defaults.md
+    assert (c.beta1, c.beta2, c.lr, c.lr_d, c.g_width, c.d_width) == (0.0, 0.999, 2e-4, 2e-4, 32, 32)
     published = build_model("resgan", g_width=256, d_width=128)
     assert {m.out_channels for m in published.generator.modules() if isinstance(m, nn.Conv2d)} == {256, 3}
     assert {m.out_channels for m in published.discriminator.modules() if isinstance(m, nn.Conv2d)} == {128}
@@ -158,12 +159,14 @@ def _colour_32(data):
 
 @pytest.mark.parametrize("name", ["resgan", "resgan-cond"])
 def test_learns_on_real_images_at_32x32_colour(name, mnist_small):
-    """MNIST digits as 32x32 RGB images: in 40 steps at the family's default rates the
-    discriminator's hinge loss falls from its start and the mean sample approaches the mean image
-    (measured 0.157 -> 0.069 for resgan, 0.213 -> 0.089 for resgan-cond)."""
+    """MNIST digits as 32x32 RGB images: in 40 steps the discriminator's hinge loss falls from its
+    start and the mean sample approaches the mean image (measured 0.157 -> 0.069 for resgan,
+    0.213 -> 0.089 for resgan-cond). 40 steps are too few at the default 2e-4 (the mean sample
+    does not move yet), so the test trains at 1e-3 / 4e-3: it checks that the networks and the
+    recipe learn, not the defaults, which were chosen on emoji in minutes (resgan_defaults.md)."""
     torch.manual_seed(0)
     data = _colour_32(mnist_small.subset(torch.arange(1024)))
-    model = build_model(name, **SMALL)
+    model = build_model(name, **SMALL, lr=1e-3, lr_d=4e-3, beta2=0.9)
     opt = model.configure_optimizers()
     mean_real = data.images.float().div(255).mean(0)
     before = _mean_image_distance(model, mean_real)

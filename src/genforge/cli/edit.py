@@ -289,7 +289,8 @@ def _class_change(editor, x, out, target) -> str:
     after = (editor.reads(out) == target).float().mean()
     names = editor.class_names
     if isinstance(target, int):
-        what = f"class {target}" + (f" ({names[target]})" if 0 <= target < len(names) else "")
+        named = 0 <= target < len(names) and str(names[target]) != str(target)  # digits' names are their numbers
+        what = f"class {target}" + (f" ({names[target]})" if named else "")
     else:
         what = "each image's target class"
     return f"classifier reads {what} in {after:.0%} of edited images (before: {before:.0%})"
