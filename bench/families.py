@@ -216,16 +216,21 @@ def targets(summary: list[dict], dataset: str, default_prior: str) -> list[str]:
         ok = best["fid"] < min(refs.values())
         lines.append(f"- `{model}` beats both references on FID ({best['fid']:.1f} vs ref-vae {refs['ref-vae']:.1f}, "
                      f"ref-dcgan {refs['ref-dcgan']:.1f}): **{'MET' if ok else 'MISSED'}**")
-    # A conditional model is judged with the sampler `genforge sample --label K` uses by default:
-    # an autoencoder's prior fitted by `train` (the first of --priors), a GAN's own latent.
-    for s in summary:
-        if "conditional_accuracy" in s and s["sampler"] == (default_prior if model_class(
-                s["model"].split()[0]).is_autoencoder else "none"):
-            goal = COND_TARGET.get(dataset, 0.85)
-            lines.append(f"- `{s['model']}` ({s['sampler']} sampler) requested class read by the classifier: "
-                         f"{s['conditional_accuracy']:.3f} (target {goal}): "
-                         f"**{'MET' if s['conditional_accuracy'] >= goal else 'MISSED'}**")
-    return lines
+    return lines + conditional_lines(summary, dataset, default_prior, "class")
+
+
+def conditional_lines(summary: list[dict], dataset: str, default_prior: str, noun: str) -> list[str]:
+    """How often each conditional model's samples are read as the requested class (or category).
+
+    A conditional model is judged with the sampler `genforge sample --label K` uses by default:
+    an autoencoder's prior fitted by `train` (the first of --priors), a GAN's own latent."""
+    from genforge.models import model_class
+    goal = COND_TARGET.get(dataset, 0.85)
+    return [f"- `{s['model']}` ({s['sampler']} sampler) requested {noun} read by the classifier: "
+            f"{s['conditional_accuracy']:.3f} (target {goal}): "
+            f"**{'MET' if s['conditional_accuracy'] >= goal else 'MISSED'}**"
+            for s in summary if "conditional_accuracy" in s
+            and s["sampler"] == (default_prior if model_class(s["model"].split()[0]).is_autoencoder else "none")]
 
 
 def colour_targets(summary: list[dict], dataset: str, default_prior: str, ref_fid: float, gans: set,
@@ -233,7 +238,6 @@ def colour_targets(summary: list[dict], dataset: str, default_prior: str, ref_fi
     """The colour issue's targets: best GAN FID <= reference / 3; the best model's precision and
     recall >= 0.6; every category covered; requested category read >= 80%."""
     from genforge.data import dataset_info
-    from genforge.models import model_class
     lines = []
     best_gan = best_fid(summary, gans)
     if best_gan is not None:
@@ -250,14 +254,7 @@ def colour_targets(summary: list[dict], dataset: str, default_prior: str, ref_fi
         ok = best["classes_covered"] >= n_classes
         lines.append(f"- best model covers {best['classes_covered']:.1f} of {n_classes} categories: "
                      f"**{'MET' if ok else 'MISSED'}**")
-    for s in summary:
-        if "conditional_accuracy" in s and s["sampler"] == (default_prior if model_class(
-                s["model"].split()[0]).is_autoencoder else "none"):
-            goal = COND_TARGET.get(dataset, 0.8)
-            lines.append(f"- `{s['model']}` ({s['sampler']} sampler) requested category read by the classifier: "
-                         f"{s['conditional_accuracy']:.3f} (target {goal}): "
-                         f"**{'MET' if s['conditional_accuracy'] >= goal else 'MISSED'}**")
-    return lines
+    return lines + conditional_lines(summary, dataset, default_prior, "category")
 
 
 def figure(runs: list[Path], path: Path, title: str) -> None:
