@@ -1,12 +1,14 @@
 """Every model family against the two reference models, with the same training budget.
 
-    python bench/families.py [--dataset mnist] [--image-size N] [--minutes 15] [--seeds 0,1,2] [--parallel 2] [--nice N]
+    python bench/families.py [--dataset mnist] [--image-size N] [--minutes 15] [--seeds 0,1,2] [--parallel 2] [--threads T] [--nice N]
         [--models beta-vae,cvae,cvae-gan,wgan-gp,sngan,cgan,vae,dcgan,ref-vae,ref-dcgan] [--set MODEL:FIELD=VALUE ...]
         [--out bench/out/families] [--figure docs/images/families-mnist.png] [--write-md BENCHMARKS.md] [--block NAME]
 
 Each (model, seed) trains through the CLI in its own process for `--minutes` of wall-clock
 time. `--parallel P` runs P trainings at once with 2/P torch threads each, so a model gets
-fewer cores than when alone (a handicap for every model alike, stated in the output).
+fewer cores than when alone (a handicap for every model alike, stated in the output);
+`--threads T` sets the threads of each training instead (`--parallel 1 --threads 1` gives every
+run the budget of `--parallel 2` while leaving a core to other work).
 Evaluation starts only when all training is done, so it never steals training time:
 10k samples against the test split with the shipped feature network (the evaluation
 issue's metrics); autoencoders are judged with the standard normal and with each fitted
@@ -62,7 +64,8 @@ MD_START, MD_END = "<!-- families:{}:start -->", "<!-- families:{}:end -->"
 
 
 def train_all(jobs: list[tuple[str, int]], dataset: str, minutes: float, out: Path, parallel: int,
-              prior: str, settings: dict[str, list[str]], image_size: int | None = None, nice: int = 0) -> None:
+              prior: str, settings: dict[str, list[str]], image_size: int | None = None, nice: int = 0,
+              threads: int | None = None) -> None:
     """Trains each (model, seed) into out/MODEL-sSEED, `parallel` at a time."""
     commands = []
     for model, seed in jobs:
@@ -72,7 +75,7 @@ def train_all(jobs: list[tuple[str, int]], dataset: str, minutes: float, out: Pa
         if genforge.models.model_class(model).is_autoencoder:
             cmd += ["--prior", prior]
         commands.append((out / f"{model}-s{seed}", cmd))
-    run_trainings(commands, parallel, nice)
+    run_trainings(commands, parallel, nice, threads)
 
 
 def train_args(model: str, dataset: str, minutes: float, seed: int, overrides: list[str]) -> list[str]:
@@ -84,10 +87,11 @@ def train_args(model: str, dataset: str, minutes: float, seed: int, overrides: l
     return args
 
 
-def run_trainings(jobs: list[tuple[Path, list[str]]], parallel: int, nice: int = 0) -> None:
+def run_trainings(jobs: list[tuple[Path, list[str]]], parallel: int, nice: int = 0,
+                  threads: int | None = None) -> None:
     """Runs `genforge ARGS --out RUN` for each (RUN, ARGS), `parallel` processes at a time with
-    an equal share of the cores each, logging to RUN.log; finished runs are reused."""
-    threads = max(1, (os.cpu_count() or 2) // parallel)
+    an equal share of the cores each (or `threads` each), logging to RUN.log; finished runs are reused."""
+    threads = threads or threads_per_run(parallel)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     pending, running = list(jobs), []
     while pending or running:
@@ -109,6 +113,10 @@ def run_trainings(jobs: list[tuple[Path, list[str]]], parallel: int, nice: int =
             running.remove(job)
             if proc.returncode != 0:
                 print(f"{run}: training failed (exit {proc.returncode}); see {run}.log", flush=True)
+
+
+def threads_per_run(parallel: int) -> int:
+    return max(1, (os.cpu_count() or 2) // parallel)
 
 
 def trained(run: Path) -> bool:
@@ -310,7 +318,7 @@ def markdown(summary: list[dict], dataset: str, args, figure_path: Path, md_dir:
              f"- command: `{command()}`",
              seeds_line(runs, args),
              precision_line(runs),
-             f"- {args.parallel} trainings at a time, {max(1, (os.cpu_count() or 2) // args.parallel)} torch "
+             f"- {args.parallel} trainings at a time, {args.threads or threads_per_run(args.parallel)} torch "
              f"thread(s) each{f', at niceness {args.nice} (ahead of other work on the machine)' if args.nice else ''}; mean ± standard deviation over the seeds of each row (seeds 0, 1, 2, ... of each "
              "model, every one trained in the run directory)",
              f"- metrics: {EVAL_N} samples against the {dataset} test split, shipped feature network; "
@@ -345,6 +353,8 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="MODEL:FIELD=VALUE",
                    help="a setting other than the model's default, e.g. cvae:beta=0.1; repeat")
     p.add_argument("--parallel", type=int, default=2, help="trainings at once")
+    p.add_argument("--threads", type=int, default=None, help="torch threads of each training "
+                   "(default: the cores shared among --parallel)")
     p.add_argument("--priors", default="gmm,flow", help="latent priors of autoencoders; the first is fitted "
                    "by `train`, the others when evaluating")
     p.add_argument("--out", type=Path, default=Path("bench/out/families"))
@@ -361,7 +371,7 @@ def main() -> None:
         model, _, pair = item.partition(":")
         settings.setdefault(model, []).append(pair)
     train_all([(m, s) for s in seeds for m in models], args.dataset, args.minutes, out, args.parallel,
-              args.priors.split(",")[0], settings, args.image_size, args.nice)
+              args.priors.split(",")[0], settings, args.image_size, args.nice, args.threads)
     # Every trained seed of the listed models counts, so seeds can be added one invocation at a time.
     runs = sorted((run for m in models for run in out.glob(f"{m}-s*") if run.is_dir() and trained(run)),
                   key=lambda run: run.name)

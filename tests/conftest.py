@@ -60,3 +60,20 @@ def tiny_run(tmp_path_factory, mnist_train):
     assert main(["train", "--model", "vae", "--dataset", "mnist", "--set", "width=4", "--set", "latent_dim=2",
                  "--batch-size", "16", "--steps", "2", "--prior", "none", "--no-progress", "--out", str(out)]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def serve_runs(tmp_path_factory, mnist_train):
+    """What the server tests load: a conditional autoencoder (cvae: sample, encode, every edit), a
+    conditional GAN (cgan: sample, latent search, directions) and a detector trained on both, each
+    trained a few steps with small networks, so a session builds them in seconds. {name: path}."""
+    from genforge.cli import main
+    root = tmp_path_factory.mktemp("serve")
+    small = ["--dataset", "mnist", "--batch-size", "32", "--steps", "4", "--no-progress"]
+    assert main(["train", "--model", "cvae", "--set", "width=8", "--set", "latent_dim=8", *small,
+                 "--prior", "none", "--out", str(root / "cvae")]) == 0
+    assert main(["train", "--model", "cgan", "--set", "g_width=8", "--set", "d_width=8", *small, "--out", str(root / "cgan")]) == 0
+    assert main(["detect", "train", "--real", "mnist:train:0-255", "--fake", str(root / "cvae"), str(root / "cgan"),
+                 "--out", str(root / "detector"), "--steps", "2", "--batch-size", "16", "--width", "4",
+                 "--fakes-per-source", "32", "--no-progress"]) == 0
+    return {"cvae": root / "cvae", "cgan": root / "cgan", "detector": root / "detector"}

@@ -66,6 +66,14 @@ class Model:
         of a fitted mixture about its mean, or a flow's noise, scaled by T (a flow's modes then
         also change how often they are drawn). Wider codes trade precision for recall
         (BENCHMARKS.md, "Sampling temperature")."""
+        z, labels = self.draw(n, seed, labels, prior, temperature)
+        return self.generate(z, labels, batch_size)
+
+    def draw(self, n: int, seed: int | None = 0, labels: torch.Tensor | int | None = None,
+             prior: str = "auto", temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The latent codes (n, latent_dim) and labels (n,) or None that `sample` with these
+        arguments turns into images, on the CPU. Drawing apart from generating lets a server
+        gather the codes of several requests (each with its own seed) into one forward pass."""
         if n <= 0:
             raise GenforgeError(f"the number of images must be positive, got {n}")
         if not temperature > 0:
@@ -77,9 +85,15 @@ class Model:
         labels = self._labels(n, labels, generator)
         z = (latent_prior.sample(n, generator, labels, temperature) if latent_prior
              else temperature * self.module.latent(n, generator))
+        return z, labels
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 1000) -> torch.Tensor:
+        """Images (N, C, H, W) in [0, 1] on the CPU for latent codes (and labels), `batch_size` at a
+        time. In eval mode every image depends on its own code alone, so codes gathered from several
+        requests give each the images it would get alone."""
         out = []
         with torch.inference_mode():
-            for i in range(0, n, batch_size):
+            for i in range(0, len(z), batch_size):
                 lab = labels[i:i + batch_size].to(self.device) if labels is not None else None
                 out.append(self.module.generate(z[i:i + batch_size].to(self.device), lab).cpu())
         return torch.cat(out)
