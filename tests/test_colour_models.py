@@ -242,3 +242,26 @@ def test_ref_dcgan_torch_discriminator_learns_to_tell_colour_images_from_its_fak
     # The example's D drives its loss down from ln 4 (chance) on a batch it sees again and again.
     assert float(stats[0]["loss_d"]) > float(stats[-1]["loss_d"])
     assert float(stats[-1]["d_real"]) > float(stats[-1]["d_fake"])
+
+
+def test_conditional_model_takes_the_number_of_classes_from_its_data(tmp_path):
+    """A folder of three class subfolders trains a cgan with three classes (not the default ten):
+    `num_classes` defaults to the data's label count, as emoji's 9 categories do."""
+    import json
+
+    from PIL import Image
+
+    from genforge.cli import main
+    rng = torch.Generator().manual_seed(0)
+    for name in ("circle", "square", "star"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(4):
+            pixels = torch.randint(0, 256, (8, 8, 3), generator=rng, dtype=torch.uint8).numpy()
+            Image.fromarray(pixels).save(tmp_path / "data" / name / f"{i}.png")
+    out = tmp_path / "run"
+    assert main(["train", "--model", "cgan", "--dataset", f"folder:{tmp_path / 'data'}", "--image-size", "8",
+                 "--set", "g_width=4", "--set", "d_width=4", "--batch-size", "4", "--steps", "1",
+                 "--no-progress", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_config"]["num_classes"] == 3
+    assert config["data"]["classes"] == ["circle", "square", "star"]
