@@ -22,7 +22,7 @@ RUN     ?= runs/demo-$(MODEL)-$(DATASET)
 BIN      = $(VENV)/bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test data bench docs clean
+.PHONY: demo test data bench docs clean serve
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ demo: data
 	  --out $(RUN)/inpaint.png --report --no-progress
 	$(BIN)/genforge sample $(RUN) --n 100 --grid --out $(RUN)/grid.png
 	@echo "Report: $(RUN)/report.md   (sample grid: $(RUN)/grid.png)"
+
+# The web page and the API on the demo run (after `make demo`); prints the address, Ctrl-C stops.
+serve: $(BIN)/.installed
+	@test -f $(RUN)/config.json || { echo "no run at $(RUN): run make demo first"; exit 2; }
+	$(BIN)/genforge serve $(RUN)
 
 test: data
 	$(BIN)/python -m pytest -q

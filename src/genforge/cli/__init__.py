@@ -14,10 +14,10 @@ import os
 import sys
 
 from ..errors import GenforgeError, TrainingInterrupted
-from . import data, detect, edit, info, prior, sample, train
+from . import data, detect, edit, info, prior, sample, serve, train
 from . import eval as eval_  # the module is named after its command
 
-COMMANDS = [data, train, prior, sample, eval_, edit, detect, info]
+COMMANDS = [data, train, prior, sample, eval_, edit, detect, serve, info]
 
 
 class Parser(argparse.ArgumentParser):

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
 import torch
 
+from ..edit.operations import OPS, PATH_OPS
 from ..errors import GenforgeError
 
-OPS = ("reconstruct", "interpolate", "attribute", "swap-class", "inpaint", "directions")
 ROW = 16  # images per row of a comparison picture
 
 
@@ -81,7 +80,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from .. import api
     from ..detect import load_detector
-    from ..edit import Editor, FitConfig, as_float, read_images
+    from ..edit import Editor, FitConfig, read_images
+    from ..edit.operations import run_edit_request
     if args.report and Path(args.out).suffix.lower() != ".png":
         raise GenforgeError(f"--report adds the edit's picture to the run's report: give --out FILE.png, "
                             f"not {args.out}")
@@ -95,7 +95,8 @@ def run(args) -> int:
                     fitted_prior=args.search_prior == "fitted", neighbours=args.neighbours or 0)
     # labels of the run's kind: a vendor-conditioned run's are the vendors (data/labelling.py)
     images = editor.labelled(read_images(args.input, editor.image_shape, background=editor.data.get("background")))
-    summary = OPERATIONS[args.op](editor, images, as_float(images), args)
+    outcome = run_edit_request(editor, images, edit_request(args))
+    summary = outcome.summary(write_outcome(args, outcome))
     print(summary)
     if args.report:
         from ..report.records import add_edit
@@ -117,131 +118,22 @@ LAYOUT = {"reconstruct": "Top: the inputs; below: their reconstructions.",
           "directions": "One row per latent direction, walked from one side to the other."}
 
 
-def reconstruct(editor, images, x, args) -> str:
-    from ..edit import reconstruction_quality
-    labels = _labels_if_conditional(editor, images)
-    out = editor.reconstruct(x, labels)
-    q = reconstruction_quality(x, out, editor.feature_net)
-    agreement = f", classifier agreement {q['agreement']:.0%}" if "agreement" in q else ""
-    return (f"reconstructed {len(x)} image(s) into {_write_results(args.out, x, out)}: MSE {q['mse']:.4f}, "
-            f"PSNR {q['psnr']:.1f} dB, SSIM {q['ssim']:.3f}{agreement}; {_realism(editor, x, out, labels)}")
+def edit_request(args):
+    """The op and its settings as the library takes them (edit/operations.py)."""
+    from ..edit.operations import EditRequest
+    return EditRequest(args.op, target=args.target, source=args.source, label_only=args.label_only,
+                       strength=args.strength, steps=args.steps, method=args.method, mask=args.mask, box=args.box,
+                       blend=args.blend, samples=args.samples, num_directions=args.num_directions, span=args.span)
 
 
-def interpolate(editor, images, x, args) -> str:
-    if len(x) < 2:
-        raise GenforgeError("interpolate needs at least 2 images: it goes from image 0 to 1, 2 to 3, ...")
-    pairs = len(x) // 2
-    labels = _labels_if_conditional(editor, images)
-    l0, l1 = (None, None) if labels is None else (labels[0:2 * pairs:2], labels[1:2 * pairs:2])
-    frames = editor.interpolate(x[0:2 * pairs:2], x[1:2 * pairs:2], args.steps, args.method or "slerp", l0, l1)
-    path = _write_paths(args.out, frames, args.format)
-    return f"wrote {pairs} interpolation(s) of {args.steps} steps ({args.method or 'slerp'}) to {path}"
-
-
-def attribute(editor, images, x, args) -> str:
-    from ..edit.attribute import PROPERTIES
-    from ..edit.pipeline import ATTRIBUTE_STRENGTH
-    target = _target(args)
-    strength = ATTRIBUTE_STRENGTH if args.strength is None else args.strength
-    if isinstance(target, tuple):  # PROPERTY=AMOUNT: calibrated (edit/calibrate.py)
-        return _property_change(editor, images, x, args, *target)
-    if isinstance(target, str) and target not in PROPERTIES:
-        target = editor.class_index(target)
-    if isinstance(target, int):
-        # without --from: the input's labels where it has them, else what the classifier reads
-        source = images.labels if args.source is None else torch.full((len(x),), args.source)
-        out = editor.attribute(x, target, source, strength, args.method or "auto")
-        change = _class_change(editor, x, out, target)
-    else:
-        labels = _labels_if_conditional(editor, images)
-        out = editor.attribute(x, target, strength=strength, method=args.method or "auto", labels=labels)
-        change = f"moved along {target} by {strength:g}"
-        return f"{change}; wrote {_write_results(args.out, x, out)}; {_realism(editor, x, out, labels)}"
-    return f"{change}; wrote {_write_results(args.out, x, out)}; {_realism(editor, x, out)}"
-
-
-def _property_change(editor, images, x, args, name: str, amount: float) -> str:
-    if args.strength is not None:
-        raise GenforgeError(f"--to {args.target} asks for an amount of {name}; --strength is for a move without one")
-    labels = _labels_if_conditional(editor, images)
-    edit = editor.change_property(x, name, amount, labels)
-    got = edit.achieved
-    held = ", ".join(f"{k} {v.mean():+.3f}" for k, v in edit.drift.items())
-    kept = ""
-    if editor.feature_net is not None:  # the category (and vendor) read in the edit as in the input
-        (c0, s0), (c1, s1) = editor.feature_net.category_and_style(x), editor.feature_net.category_and_style(edit.images)
-        kept = f"; classifier reads the same class in {(c0 == c1).float().mean():.0%}"
-        if s0 is not None:
-            kept += f", the same style in {(s0 == s1).float().mean():.0%}"
-    return (f"{name}: asked {amount:+g}, achieved {got.mean():+.3f} (sd {got.std(correction=0):.3f}; the linear "
-            f"model's step alone {edit.unit_achieved.mean():+.3f}), measured from the reconstructions; held: {held}"
-            f"{kept}; wrote {_write_results(args.out, x, edit.images)}; {_realism(editor, x, edit.images, labels)}")
-
-
-def swap_class(editor, images, x, args) -> str:
-    from ..edit.swap_class import TRANSPORT_STRENGTH
-    target = _target(args)
-    if isinstance(target, tuple):
-        raise GenforgeError(f"swap-class --to takes a class number or name, not {args.target!r}")
-    if args.strength is not None and editor.model.is_conditional and not editor.moves_code_on_swap(not args.label_only):
-        raise GenforgeError("--strength sets how far a conditional autoencoder's code moves in a class swap; "
-                            + ("--label-only moves none" if args.label_only else
-                               f"model {editor.model.name!r} keeps its code and changes the label alone"))
-    source = torch.full((len(x),), args.source) if args.source is not None else editor.source_labels(images)
-    strength = TRANSPORT_STRENGTH if args.strength is None else args.strength
-    labels = editor.swap_targets(target, source)  # a name, or per image on a category/vendor run
-    out = editor.swap_class(x, source, labels, move_code=not args.label_only, strength=strength)
-    target = labels[0].item() if (labels == labels[0]).all() else labels
-    return (f"{_class_change(editor, x, out, target)}; wrote {_write_results(args.out, x, out)}; "
-            f"{_realism(editor, x, out, source, labels)}")
-
-
-def inpaint(editor, images, x, args) -> str:
-    from ..edit import box_mask, read_mask
-    size = editor.image_shape[1]
-    if (args.mask is None) == (args.box is None):
-        raise GenforgeError("inpaint needs exactly one of --mask PNG or --box x0,y0,x1,y1")
-    mask = read_mask(args.mask, size) if args.mask else box_mask(args.box, size)
-    # A conditional model completes under the input's labels where it has them; else it searches
-    # the class too (the classifier's reading of an image with a hole is a poor guess).
-    labels = images.labels if editor.model.is_conditional else None
-    out = editor.inpaint(x, mask, labels, args.blend, args.samples)
-    name = "model" if args.samples == 1 else f"model (mean of {args.samples})"
-    if editor.neighbours:
-        name += f", started from {editor.neighbours} training neighbours"
-    if editor.search_prior is not None:
-        name += f", {editor.search_prior.kind} prior"
-    if editor.model.is_conditional and labels is None:
-        name += ", class found by the search"
-    fills = {name: out, **editor.baselines(x, mask)}
-    mse = ", ".join(f"{name} {_masked_mse(fill, x, mask):.4f}" for name, fill in fills.items())
-    summary = f"masked MSE: {mse}"
-    if images.labels is not None and editor.feature_net is not None:
-        acc = ", ".join(f"{name} {(editor.reads(fill) == images.labels).float().mean():.0%}"
-                        for name, fill in fills.items())
-        summary += f"; classifier accuracy: {acc}"
-    path = _write_results(args.out, x, out, middle=x * (1 - mask) + 0.5 * mask)
-    return f"{summary}; wrote {path}; {_realism(editor, x, out, labels)}"
-
-
-def directions(editor, images, x, args) -> str:
-    method = args.method or ("sefa" if editor.model.first_layer_weight() is not None else "pca")
-    labels = _labels_if_conditional(editor, images)
-    dirs, scales = editor.directions(method, args.num_directions, x, labels)
-    start = editor.invert(x[:1], None if labels is None else labels[:1])[0]
-    walks = editor.traverse(start, dirs, scales if method == "pca" else torch.ones(len(dirs)), args.steps,
-                            args.span, None if labels is None else labels[:1])
-    path = _write_paths(args.out, walks.transpose(0, 1), args.format)
-    what = "standard deviations" if method == "pca" else "eigenvalues"
-    return f"wrote {len(dirs)} {method} direction(s) to {path}; {what}: " + ", ".join(f"{v:.3g}" for v in scales)
-
-
-OPERATIONS = {"reconstruct": reconstruct, "interpolate": interpolate, "attribute": attribute,
-              "swap-class": swap_class, "inpaint": inpaint, "directions": directions}
+def write_outcome(args, outcome) -> Path:
+    """The results where --out asks: paths as a strip, grid or GIF; else inputs above results."""
+    if outcome.frames is not None:
+        return _write_paths(args.out, outcome.frames, args.format)
+    return _write_results(args.out, outcome.inputs, outcome.results, middle=outcome.middle)
 
 
 # --- helpers ------------------------------------------------------------------------------
-PATH_OPS = ("interpolate", "directions")  # they write paths: a strip or grid .png, or a .gif
 
 
 def check_out(args) -> str:
@@ -254,61 +146,6 @@ def check_out(args) -> str:
     if args.format == "gif" and kind != ".gif":
         raise GenforgeError(f"--out {args.out}: --format gif writes an animation; give --out FILE.gif")
     return kind
-
-
-def _target(args) -> int | str | tuple[str, float]:
-    """--to as a class number, a name (a class's or a property's), or (property, amount) for PROPERTY=AMOUNT."""
-    if args.target is None:
-        properties = ", a property, or PROPERTY=AMOUNT such as hue=+0.2" if args.op == "attribute" else ""
-        raise GenforgeError(f"{args.op} needs --to (a class number or name{properties})")
-    name, sep, amount = args.target.partition("=")
-    if sep and args.op == "attribute":
-        from ..edit.calibrate import CALIBRATED
-        if name.strip() not in CALIBRATED:
-            raise GenforgeError(f"--to {args.target}: an amount can be asked of {', '.join(CALIBRATED)}, "
-                                f"not {name.strip()!r}")
-        try:
-            value = float(amount)
-        except ValueError:
-            value = float("nan")
-        if not math.isfinite(value):
-            raise GenforgeError(f"--to {args.target}: the amount must be a finite number, e.g. {name.strip()}=+0.2")
-        return name.strip(), value
-    return int(args.target) if args.target.lstrip("-").isdigit() else args.target
-
-
-def _labels_if_conditional(editor, images) -> torch.Tensor | None:
-    return editor.source_labels(images) if editor.model.is_conditional else None
-
-
-def _class_change(editor, x, out, target) -> str:
-    """How often the classifier reads the target: one class (a number), or a class per image (N,)."""
-    if editor.feature_net is None:
-        return "no classifier to read the classes"
-    before = (editor.reads(x) == target).float().mean()
-    after = (editor.reads(out) == target).float().mean()
-    names = editor.class_names
-    if isinstance(target, int):
-        named = 0 <= target < len(names) and str(names[target]) != str(target)  # digits' names are their numbers
-        what = f"class {target}" + (f" ({names[target]})" if named else "")
-    else:
-        what = "each image's target class"
-    return f"classifier reads {what} in {after:.0%} of edited images (before: {before:.0%})"
-
-
-def _realism(editor, x, out, labels=None, out_labels=None) -> str:
-    before, after = editor.realism(x, labels), editor.realism(out, labels if out_labels is None else out_labels)
-    if before is None and editor.realism_judge == "discriminator":
-        return "realism: unavailable (the conditional discriminator needs labels and there is no classifier)"
-    if before is None:
-        return (f"realism: unavailable ({editor.model.name} has no discriminator; "
-                "give --detector DET_DIR to judge with a detector)")
-    return f"{editor.realism_judge} P(real): inputs {before.mean():.2f}, results {after.mean():.2f}"
-
-
-def _masked_mse(fill, x, mask) -> float:
-    mask = mask.expand_as(x)
-    return float(((fill - x).pow(2) * mask).sum() / mask.sum())
 
 
 def _write_results(out: str, x: torch.Tensor, results: torch.Tensor, middle: torch.Tensor | None = None) -> Path:

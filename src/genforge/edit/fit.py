@@ -26,6 +26,9 @@ the rest with mush (MNIST beta-vae, centre box read right 81% -> 86%; BENCHMARKS
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +39,23 @@ from ..errors import GenforgeError
 from ..metrics.feature_net import FeatureNet
 from ..models import GenerativeModel
 from ..priors import LatentPrior
+
+
+# Called after every step of every latent search in this thread with (steps done, steps in all) of
+# that search; what it raises (a server's "job cancelled") stops the search. Set by `on_search_step`.
+_ON_STEP: ContextVar[Callable[[int, int], None] | None] = ContextVar("genforge_search_step", default=None)
+
+
+@contextmanager
+def on_search_step(callback: Callable[[int, int], None]) -> Iterator[None]:
+    """Within the block, latent searches (run in this thread, however deep in an edit) call
+    `callback(done, total)` after each optimisation step: a server reports progress with it, and
+    stops a cancelled edit by raising from it. Outside any block searches call nothing."""
+    token = _ON_STEP.set(callback)
+    try:
+        yield
+    finally:
+        _ON_STEP.reset(token)
 
 
 @dataclass
@@ -84,14 +104,23 @@ def fit_latents(model: GenerativeModel, target: torch.Tensor, labels: torch.Tens
     if known is not None:
         known = known.expand(len(target), *known.shape[1:])
     chunks = range(0, len(target), config.batch_size)
-    bar = tqdm(total=len(chunks) * config.steps, desc="latent search", unit="step", delay=1.0,
-               disable=not progress, leave=False)
+    total = len(chunks) * config.steps
+    bar = tqdm(total=total, desc="latent search", unit="step", delay=1.0, disable=not progress, leave=False)
+    hook, done = _ON_STEP.get(), 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        bar.update()
+        if hook is not None:
+            hook(done, total)
+
     fits = []
     for i in chunks:
         part = slice(i, i + config.batch_size)
         on_model = [None if t is None else t[part].to(model.device)
                     for t in (target, labels, known, init, init_labels)]
-        fits.append(_fit_batch(model, *on_model, feature_net, prior, density, config, generator, bar))
+        fits.append(_fit_batch(model, *on_model, feature_net, prior, density, config, generator, step))
     bar.close()
     return Fit(*(None if t[0] is None else torch.cat(t).cpu()
                  for t in zip(*((f.z, f.loss, f.start_loss, f.labels) for f in fits))))
@@ -185,7 +214,7 @@ def _prior_penalty(z: torch.Tensor, density, labels) -> torch.Tensor:
 
 
 def _fit_batch(model, target, labels, known, init, init_labels, feature_net, prior, density, config, generator,
-               bar) -> Fit:
+               step) -> Fit:
     n, r = len(target), config.restarts
     guesses = init[:, None] if init is not None and init.ndim == 2 else init
     z, labels = _starts(model, prior, target, labels, known, r, config, generator, guesses, init_labels)
@@ -209,7 +238,7 @@ def _fit_batch(model, target, labels, known, init, init_labels, feature_net, pri
         # Gradients for z alone: the model's and feature network's weights are not touched.
         (z.grad,) = torch.autograd.grad(loss.sum(), z)
         optimiser.step()
-        bar.update()
+        step()
     with torch.no_grad():
         final = losses().view(r, n)
     best = final.argmin(0)
