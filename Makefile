@@ -8,7 +8,9 @@ PYTHON  ?= python3
 VENV    ?= .venv
 DATASET ?= fashion-mnist
 IS_COLOUR = $(filter emoji cifar10 cifar100 celeba64 svhn,$(DATASET))
-# cgan is also the best of genforge's GANs on emoji at 32x32 in 15 minutes (BENCHMARKS.md, emoji-32).
+# On emoji at 32x32 cgan is not the best sampler after 15 minutes: sngan (FID 45.0) and a vae with a
+# Gaussian-learned likelihood and a GMM prior (36.9) are, cgan 158.2 (BENCHMARKS.md, emoji-32); try
+# make demo DATASET=emoji MODEL=sngan. The demo keeps cgan everywhere: its short runs were measured.
 MODEL   ?= cgan
 # Colour data sets at 32x32 by default (emoji's own images are 64x64: IMAGE_SIZE=64).
 IMAGE_SIZE ?= $(if $(IS_COLOUR),32,)

@@ -112,8 +112,9 @@ class Registry:
         """The model's `genforge.edit.Editor`, built at first use and kept (its classifier, training
         codes and directions are costly and the same for every request). Built as `genforge edit`
         builds it: the default latent search, the run's fitted prior, and the loaded detector as the
-        realism judge where it judges the model's images. Not safe for two edits at once: callers
-        run edits of one model one at a time."""
+        realism judge where it judges the model's images. Its search settings are shared: an edit
+        with settings of its own works on a copy (serve/editing.py's run_edit), so concurrent edits
+        do not change each other's."""
         from ..edit import Editor, FitConfig
         model = self.get(name)
         with self._lock:
