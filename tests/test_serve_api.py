@@ -463,3 +463,26 @@ def test_a_stopping_server_answers_the_request_in_flight_then_shuts_down(registr
     thread.join(20)
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
     assert not thread.is_alive() and app.state.shutting_down
+
+
+def test_the_listening_socket_says_it_is_tcp_so_answers_are_not_held_back():
+    """asyncio turns Nagle's algorithm off (TCP_NODELAY) only on connections whose socket names
+    IPPROTO_TCP. With proto 0, an answer's body (written after its headers) waited on a kept-alive
+    connection for the client's delayed ACK: 40 ms on every request after the first
+    (bench/serve_load.py measured it before the fix)."""
+    import asyncio
+    import socket
+
+    from genforge.cli.serve import listening_socket
+    sock = listening_socket("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+        sock.listen()
+        client = socket.create_connection(sock.getsockname())
+        accepted, _ = sock.accept()
+        with client, accepted:
+            # what asyncio does to every accepted connection (base_events._set_nodelay)
+            asyncio.base_events._set_nodelay(accepted)
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        sock.close()
