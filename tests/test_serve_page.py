@@ -70,6 +70,22 @@ def running(app):
         sock.close()
 
 
+def paint_on_first_test_image(page, start: tuple[float, float], move: tuple[float, float], steps: int) -> None:
+    """Picks the first test image into slot A and paints one mouse stroke on the mask canvas, from
+    `start` by `move` (fractions of the canvas's width and height)."""
+    page.click("#test-load")
+    page.wait_for_selector("#test-grid .cell")
+    page.click("#test-grid .cell:first-child")
+    page.wait_for_function("document.querySelector('#slot-a-image').src.startsWith('data:image/png')")
+    page.locator("#mask-canvas").scroll_into_view_if_needed()  # the mouse acts in the viewport
+    canvas = page.locator("#mask-canvas").bounding_box()
+    x0, y0 = canvas["x"] + canvas["width"] * start[0], canvas["y"] + canvas["height"] * start[1]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + canvas["width"] * move[0], y0 + canvas["height"] * move[1], steps=steps)
+    page.mouse.up()
+
+
 @pytest.fixture(scope="module")
 def registry(serve_runs):
     from genforge.serve.registry import Registry
@@ -191,17 +207,7 @@ def test_page_samples_edits_traverses_and_detects(server, browser, tmp_path):
 
     # edit: pick a test image into slot A, paint a mask with the mouse, inpaint
     console.step = "inpaint"
-    page.click("#test-load")
-    page.wait_for_selector("#test-grid .cell")
-    page.click("#test-grid .cell:first-child")
-    page.wait_for_function("document.querySelector('#slot-a-image').src.startsWith('data:image/png')")
-    page.locator("#mask-canvas").scroll_into_view_if_needed()  # the mouse acts in the viewport
-    canvas = page.locator("#mask-canvas").bounding_box()
-    x0, y0 = canvas["x"] + canvas["width"] * 0.3, canvas["y"] + canvas["height"] * 0.35
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    page.mouse.move(x0 + canvas["width"] * 0.4, y0 + canvas["height"] * 0.3, steps=10)
-    page.mouse.up()
+    paint_on_first_test_image(page, start=(0.3, 0.35), move=(0.4, 0.3), steps=10)
     painted = page.evaluate("""() => {
         const c = document.querySelector('#mask-canvas');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -391,17 +397,7 @@ def test_page_screenshots_of_a_trained_run(browser):
             page.wait_for_function("document.querySelector('#traverse-image').alt.includes('d1 +1.5') && "
                                    "!document.querySelector('#traverse-image').hasAttribute('aria-busy')")
         page.screenshot(path=str(DOCS_IMAGES / "serve-page.png"), full_page=True)
-        page.click("#test-load")
-        page.wait_for_selector("#test-grid .cell")
-        page.click("#test-grid .cell:first-child")
-        page.wait_for_function("document.querySelector('#slot-a-image').src.startsWith('data:image/png')")
-        page.locator("#mask-canvas").scroll_into_view_if_needed()  # the mouse acts in the viewport
-        canvas = page.locator("#mask-canvas").bounding_box()
-        x0, y0 = canvas["x"] + canvas["width"] * 0.25, canvas["y"] + canvas["height"] * 0.3
-        page.mouse.move(x0, y0)
-        page.mouse.down()
-        page.mouse.move(x0 + canvas["width"] * 0.5, y0 + canvas["height"] * 0.35, steps=12)
-        page.mouse.up()
+        paint_on_first_test_image(page, start=(0.25, 0.3), move=(0.5, 0.35), steps=12)
         page.click("#op-inpaint")
         edit_result(page)
         page.locator("#edit").screenshot(path=str(DOCS_IMAGES / "serve-inpaint.png"))
