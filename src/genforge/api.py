@@ -23,6 +23,8 @@ from .models import GenerativeModel, build_model, model_class
 from .priors import PRIORS, LatentPrior, card_path, delete_prior, load_prior, save_prior
 from .priors import fit_prior as fit_latent_prior
 from .train import RunDir, TrainConfig
+from .train.distributed import DEFAULT_TIMEOUT_S, SINGLE as SINGLE_PROCESS, Group, main_first
+from .train.distributed import start as start_distributed, stop as stop_distributed
 from .train.precision import DEFAULT_PRECISION
 from .train import train as train_loop
 
@@ -218,7 +220,8 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
           sample_every: int = 500, log_every: int = 25, checkpoint_minutes: float = 1.0,
           eval_every: int | None = None, eval_n: int = 2000, max_rollbacks: int = 2,
           prior: str | None = None, precision: str | None = None, labels: str | None = None,
-          background=None, **model_config) -> Model:
+          background=None, sync_bn: bool = False, dist_timeout: float = DEFAULT_TIMEOUT_S,
+          **model_config) -> Model:
     """Trains a model on a data set into run directory `out` and returns it loaded.
 
     With `resume=True` the model, data and budget come from `out/config.json`; budget
@@ -235,7 +238,28 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
     run's config so that everything reading the run's data reads it alike. `labels`: what a
     conditional model is conditioned on, "class" (default), "style" (emoji's vendor) or
     "class+style" (data/labelling.py); a conditional model's num_classes defaults to the number of
-    labels the data has (emoji's 9 categories, 2 vendors or 18 pairs; 10 for the digits and clothes)."""
+    labels the data has (emoji's 9 categories, 2 vendors or 18 pairs; 10 for the digits and clothes).
+
+    Launched by torchrun (`torchrun --nproc_per_node N -m genforge train ...`, or this function in
+    each of N processes it started), this process is one rank of a data-parallel job
+    (train/distributed.py): `batch_size` is per rank, only rank 0 writes, and `dist_timeout`
+    seconds without an answer from another rank end the job. `sync_bn` computes BatchNorm's
+    statistics over the global batch (torch's SyncBatchNorm: GPUs only)."""
+    group, device = start_distributed(device, dist_timeout)
+    try:
+        return _train(model, dataset, out, group, steps=steps, epochs=epochs, minutes=minutes, seed=seed,
+                      batch_size=batch_size, data_dir=data_dir, image_size=image_size, channels=channels,
+                      device=device, resume=resume, progress=progress, report=report, sample_every=sample_every,
+                      log_every=log_every, checkpoint_minutes=checkpoint_minutes, eval_every=eval_every,
+                      eval_n=eval_n, max_rollbacks=max_rollbacks, prior=prior, precision=precision,
+                      labels=labels, background=background, sync_bn=sync_bn, model_config=model_config)
+    finally:
+        stop_distributed(group)
+
+
+def _train(model, dataset, out, group: Group, *, steps, epochs, minutes, seed, batch_size, data_dir, image_size,
+           channels, device, resume, progress, report, sample_every, log_every, checkpoint_minutes, eval_every,
+           eval_n, max_rollbacks, prior, precision, labels, background, sync_bn, model_config) -> Model:
     run = RunDir(out)
     if resume:
         stored = run.read_config()
@@ -245,14 +269,17 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
         image_size, channels = d["image_size"], d["channels"]
         if steps is None and epochs is None and minutes is None:
             steps, epochs, minutes = t["steps"], t["epochs"], t["minutes"]
-        seed, batch_size = t["seed"], t["batch_size"]
+        seed, batch_size = t["seed"], _resumed_batch(t, group.world_size, out)
         precision = precision or t.get("precision", "fp32")
         labels = d.get("labels", "class")
         background = d.get("background")
     labels = check_labelling(labels or "class")
     model_class(model).Config.from_dict(model_config)  # bad values fail now, before the data is read
-    data = relabel(load_dataset(dataset, "train", data_dir=data_dir, image_size=image_size, channels=channels,
-                                background=background), labels)
+    if sync_bn and torch.device(device).type != "cuda":
+        raise ConfigError("--sync-bn needs --device cuda: torch's SyncBatchNorm runs on GPUs only")
+    with main_first(group):  # rank 0 decodes and caches the data; the others then map its cache
+        data = relabel(load_dataset(dataset, "train", data_dir=data_dir, image_size=image_size, channels=channels,
+                                    background=background), labels)
     if "num_classes" not in model_config and model_class(model).is_conditional:  # emoji: 9 categories
         model_config = {**model_config, "num_classes": data.num_classes}
     config = TrainConfig(steps=steps, epochs=epochs, minutes=minutes, batch_size=batch_size, seed=seed,
@@ -262,24 +289,41 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
     torch.manual_seed(seed)  # weight initialisation
     module = build_model(model, **{**model_config, "image_shape": data.shape})
     _check_classes(module, data, dataset)
+    if sync_bn:  # same parameters and buffers, so the weights load into the plain model afterwards
+        module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
     prior = prior or ("gmm" if module.is_autoencoder else "none")
     if prior != "none":
         _check_prior_choice(module, prior)  # now, not after the training
-    if resume:
+    if resume and group.is_main:
         delete_prior(run.prior)  # it fits the encoder as it was, not as it will be
     run_info = {"data": describe(data, dataset, data_dir)}
     if takes_background(dataset):
         run_info["data"]["background"] = background or "white"
     if labels != "class":
         run_info["data"]["labels"] = labels
-    evaluate = _sample_evaluator(run_info, eval_n, seed, data_dir) if eval_every else None
-    train_loop(module, data, out, config, run_info=run_info, resume=resume, progress=progress, evaluate=evaluate)
+    if sync_bn:
+        run_info["sync_bn"] = True
+    evaluate = _sample_evaluator(run_info, eval_n, seed, data_dir, group) if eval_every else None
+    train_loop(module, data, out, config, run_info=run_info, resume=resume, progress=progress, evaluate=evaluate,
+               group=group)
+    if not group.is_main:  # rank 0 fits the prior and writes the report
+        return load(out, device)
     if prior != "none":
         _fit_and_save_prior(load(out, device), data, prior, progress=progress)
     if report:
         from .report.run_report import write_report
         write_report(out)
     return load(out, device)
+
+
+def _resumed_batch(stored_train: dict, world_size: int, out) -> int:
+    """This rank's batch on --resume: the run's global batch split over the ranks there are now,
+    so a run resumed with another number of ranks goes on with the same batches."""
+    global_batch = stored_train.get("global_batch_size", stored_train["batch_size"])
+    if global_batch % world_size:
+        raise RunError(f"{out} was trained with a global batch of {global_batch}, which does not split evenly "
+                       f"over {world_size} ranks; resume it with a number of ranks that divides {global_batch}")
+    return global_batch // world_size
 
 
 def _check_classes(module: GenerativeModel, data: ImageSet, dataset: str) -> None:
@@ -289,17 +333,27 @@ def _check_classes(module: GenerativeModel, data: ImageSet, dataset: str) -> Non
                           f"of {dataset}, got {module.config.num_classes}")
 
 
-def _sample_evaluator(run_info: dict, n: int, seed: int, data_dir: str | None):
-    """Judges n samples (fixed seed) of the model being trained against the test split."""
-    from .metrics.evaluate import evaluate_images
+def _sample_evaluator(run_info: dict, n: int, seed: int, data_dir: str | None, group: Group = SINGLE_PROCESS):
+    """Judges n samples (fixed seed) of the model being trained against the test split.
+
+    In a distributed run each rank samples and embeds its share of the n (its own seed), and
+    rank 0 gathers the features and computes the metrics; the other ranks get {}."""
+    from .metrics.evaluate import evaluate_embedding
+    from .metrics.extractors import Embedding, get_extractor
     from .metrics.feature_net import load_feature_net
 
     dataset = run_info["data"]["dataset"]
     load_feature_net(dataset)  # fail now, not after the first eval_every steps
+    share = n // group.world_size + (1 if group.rank < n % group.world_size else 0)
 
     def evaluate(module: GenerativeModel) -> dict:
-        result = evaluate_images(Model(module, run_info).sample(n, seed=seed), dataset, data_dir=data_dir,
-                                 background=run_info["data"].get("background"))
+        images = Model(module, run_info).sample(share, seed=seed + 7919 * group.rank)
+        fake = get_extractor("classifier", dataset).embed(images)
+        parts = [group.gather(t) if t is not None else None for t in (fake.features, fake.probs, fake.style_probs)]
+        if not group.is_main:
+            return {}
+        result = evaluate_embedding(Embedding(*parts), int(images.shape[-1]), dataset, data_dir=data_dir,
+                                    background=run_info["data"].get("background"))
         return {k: result[k] for k in ("fid", "kid", "precision", "recall", "density", "coverage",
                                        "classifier_score", "classes_covered")}
     return evaluate

@@ -29,6 +29,10 @@ class TrainingDiverged(GenforgeError):
     """A loss became NaN or infinite; the last good checkpoint was kept."""
 
 
+class RankLost(RunError):
+    """In distributed training, another rank died or stopped answering within the timeout."""
+
+
 class TrainingInterrupted(GenforgeError):
     """Training stopped by Ctrl-C after a checkpoint was written."""
 

@@ -8,6 +8,7 @@ from .. import api
 from ..errors import GenforgeError
 from ..models import MODELS
 from ..priors import PRIORS
+from ..train.distributed import DEFAULT_TIMEOUT_S, is_main_process
 from ..train.precision import DEFAULT_PRECISION, PRECISIONS
 
 
@@ -54,6 +55,11 @@ def add_parser(sub) -> None:
     p.add_argument("--prior", choices=["none", *PRIORS], help="latent prior to fit to an autoencoder's codes "
                    "after training: gmm (default for autoencoders), flow or none")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dist = p.add_argument_group("distributed (under torchrun: torchrun --nproc_per_node N -m genforge train ...)")
+    dist.add_argument("--sync-bn", action="store_true", help="BatchNorm statistics over the global batch "
+                      "rather than each rank's (torch's SyncBatchNorm; needs --device cuda)")
+    dist.add_argument("--dist-timeout", type=positive_float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                      help=f"a rank that died or stopped answering ends the job within this (default {DEFAULT_TIMEOUT_S:g})")
     p.set_defaults(run=run)
 
 
@@ -102,6 +108,8 @@ def run(args) -> int:
                       eval_n=args.eval_n, max_rollbacks=args.max_rollbacks, prior=args.prior,
                       background=args.background,
                       precision=args.precision, labels=args.labels,
+                      sync_bn=args.sync_bn, dist_timeout=args.dist_timeout,
                       **overrides)
-    print(f"trained {model.name}; report: {model.run_dir / 'report.md'}")
+    if is_main_process():  # under torchrun, one line for the job, not one per rank
+        print(f"trained {model.name}; report: {model.run_dir / 'report.md'}")
     return 0

@@ -5,18 +5,22 @@ then green, then blue. CIFAR-10 records have one label byte; CIFAR-100 records h
 (coarse, fine). Class names are a text file in the archive, one name per line.
 
 Only the "binary version" archives are read: the "python version" is pickled, and genforge
-never unpickles a download. The archive is streamed with tarfile, never extracted to disk.
+never unpickles a download. The archive is streamed with tarfile, never extracted to disk, with
+a progress bar on a terminal while the records are read (the registry then keeps the decoded
+arrays in its memory-mapped .npy cache, so this happens once per archive).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+from tqdm import tqdm
 
 from genforge.errors import DataError
 
@@ -66,11 +70,16 @@ class CifarBinary:
     def _wanted(self, split: str) -> set[str]:
         return set(self.members[split]) | {self.names}
 
-    def _members(self, path: Path, wanted: set[str], contents: bool) -> dict[str, bytes | int]:
-        """Base name -> bytes (contents=True) or size of each wanted member, in one pass over the archive."""
+    def _members(self, path: Path, wanted: set[str], contents: bool,
+                 progress: bool = False) -> dict[str, bytes | int]:
+        """Base name -> bytes (contents=True) or size of each wanted member, in one pass over the
+        archive; progress: a bar of the archive's bytes read, on stderr when it is a terminal."""
         found: dict[str, bytes | int] = {}
         try:
-            with tarfile.open(path, "r:gz") as tar:  # both archives are gzip'd tars
+            with open(path, "rb") as raw, \
+                    tqdm.wrapattr(raw, "read", total=os.fstat(raw.fileno()).st_size, desc=f"reading {path.name}",
+                                  disable=None if progress else True, leave=False) as stream, \
+                    tarfile.open(fileobj=stream, mode="r:gz") as tar:  # both archives are gzip'd tars
                 for member in tar:
                     name = PurePosixPath(member.name).name
                     if name not in wanted or name in found or not member.isfile():
@@ -97,9 +106,10 @@ class CifarBinary:
         sizes = self._members(path, set(self.members[split]), contents=False)
         return sum(self._records(path, m, sizes[m]) for m in self.members[split])
 
-    def read(self, path: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """(images (N, 3, 32, 32) uint8, labels (N,) uint8, class names) of one split."""
-        blobs = self._members(path, self._wanted(split), contents=True)
+    def read(self, path: Path, split: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(images (N, 3, 32, 32) uint8, labels (N,) uint8, class names) of one split; progress:
+        a bar while the archive is read (tqdm shows it only on a terminal)."""
+        blobs = self._members(path, self._wanted(split), contents=True, progress=progress)
         images, labels = [], []
         for member in self.members[split]:
             n = self._records(path, member, len(blobs[member]))

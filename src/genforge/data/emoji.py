@@ -8,9 +8,11 @@ drawn at 64x64 in RGBA, and an `emoji.json` that names each emoji's category.
   the tarball and checks it against its sha512 integrity hash before keeping it (the hash is
   pinned here too, so a tarball already on disk is verified without the network). `npm` is
   not needed.
-- Loading reads the PNGs straight from the tarballs, composites their transparency onto a
-  background colour, resizes with Lanczos when asked for another size, and caches the
-  decoded arrays as .npy beside the tarballs, so the next load is instant.
+- Loading reads the PNGs straight from the tarballs (with a progress bar on a terminal),
+  composites their transparency onto a background colour, resizes with Lanczos when asked for
+  another size, and caches the decoded arrays as .npy beside the tarballs. The images are used
+  as a copy-on-write memory map of that file, from the first load on: the next load is instant,
+  and the training processes (ranks) of one machine share one copy in the page cache.
 - Labels are the emoji's category; each image also keeps its vendor as a style label
   (`ImageSet.styles` / `ImageSet.style_names`).
 - Emoji has no official test split: genforge fixes one (`split_of`), by a seeded hash of
@@ -37,6 +39,7 @@ from urllib.request import urlopen
 import numpy as np
 import torch
 from PIL import Image
+from tqdm import tqdm
 
 from genforge.data.folder import parse_background
 from genforge.data.imageset import ImageSet
@@ -418,15 +421,20 @@ def composite(png: bytes, size: int, background: tuple[int, int, int]) -> np.nda
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def _decode_all(folder: Path, names: tuple[str, ...], size: int, background, skin_tones: bool) -> dict:
+def _decode_all(folder: Path, names: tuple[str, ...], size: int, background, skin_tones: bool,
+                progress: bool = False) -> dict:
     """split -> (images (N, 3, size, size) uint8, labels (N,), styles (N,)), emoji-major in the
-    packages' order with the vendors of one emoji side by side."""
+    packages' order with the vendors of one emoji side by side. progress: a bar per vendor on
+    stderr while its PNGs are decoded (tqdm shows it only on a terminal)."""
     rows = {split: [] for split in SPLITS}
     for v, name in enumerate(names):
         path = tarball_path(folder, name)
         log.info("decoding emoji %s from %s", name, path)
         listing, pngs = _read_tarball(path, name, images=True)
-        for entry in _entries(listing, name, path, skin_tones):
+        entries = _entries(listing, name, path, skin_tones)
+        bar = tqdm(entries, desc=f"decoding {len(entries)} emoji of {name}", unit="img",
+                   disable=None if progress else True, leave=False)
+        for entry in bar:
             if entry.image not in pngs:
                 raise DataError(f"{path}: has no img/{name}/{NATIVE_SIZE}/{entry.image} though its emoji.json "
                                 "lists it; delete it and fetch emoji again")
@@ -436,6 +444,7 @@ def _decode_all(folder: Path, names: tuple[str, ...], size: int, background, ski
                 raise DataError(f"{path}: img/{name}/{NATIVE_SIZE}/{entry.image} is not a readable PNG "
                                 f"({_one_line(e)}); delete the tarball and fetch emoji again") from None
             rows[entry.split].append((entry.order, v, pixels, entry.label))
+        bar.close()
     out = {}
     for split, items in rows.items():
         items.sort(key=lambda r: (r[0], r[1]))
@@ -459,8 +468,11 @@ def _cache_paths(folder: Path, names, size: int, background, skin_tones: bool) -
 
 
 def _read_cache(images_path: Path, meta_path: Path, size: int, n_styles: int):
+    """(images, labels, styles) of a cache entry, the images as a copy-on-write memory map (the
+    convention of folder_cache.py: torch gets a writable array without a copy, and a write
+    changes only this process's pages, never the file); None when missing or broken."""
     try:
-        images = np.load(images_path, allow_pickle=False)
+        images = np.load(images_path, mmap_mode="c", allow_pickle=False)
         meta = np.load(meta_path, allow_pickle=False)  # (N, 2): category, vendor
     except FileNotFoundError:
         return None
@@ -477,18 +489,22 @@ def _read_cache(images_path: Path, meta_path: Path, size: int, n_styles: int):
     return images, meta[:, 0].copy(), meta[:, 1].copy()
 
 
-def _write_cache(paths: tuple[Path, Path], arrays) -> None:
+def _write_cache(paths: tuple[Path, Path], arrays) -> bool:
+    """Writes one split's entry (each file atomically); False, with a warning, when it cannot."""
     images, labels, styles = arrays
     write = _registry()._write_atomic
     try:
         write(paths[0], lambda f: np.save(f, images, allow_pickle=False))
         write(paths[1], lambda f: np.save(f, np.stack([labels, styles], 1), allow_pickle=False))
     except OSError as e:
-        log.warning("cannot write emoji cache in %s (%s); loads stay slow", paths[0].parent, e.strerror or e)
+        log.warning("cannot write emoji cache in %s (%s); loads stay slow and each process holds its "
+                    "own copy of the images", paths[0].parent, e.strerror or e)
+        return False
+    return True
 
 
 def load_emoji(folder: Path, split: str, size: int = NATIVE_SIZE, background=(255, 255, 255),
-               vendors=DEFAULT_VENDORS, skin_tones: bool = True) -> ImageSet:
+               vendors=DEFAULT_VENDORS, skin_tones: bool = True, progress: bool = True) -> ImageSet:
     """One split of emoji as an ImageSet of (N, 3, size, size) uint8 images.
 
     labels: the emoji's category (CATEGORIES); styles: the vendor, an index into
@@ -496,7 +512,9 @@ def load_emoji(folder: Path, split: str, size: int = NATIVE_SIZE, background=(25
     transparency is composited onto, (r, g, b) or a colour name. skin_tones=False keeps
     only each emoji's default (yellow) form: about half the images, and People & Body no
     longer most of them. Missing tarballs are fetched (fetch_emoji) unless GENFORGE_OFFLINE
-    is set. Decoded arrays of both splits are cached beside the tarballs on the first load.
+    is set. Decoded arrays of both splits are cached beside the tarballs on the first load
+    (progress: a bar on a terminal while decoding), and the images are a memory map of that
+    cache, in memory only when the cache cannot be written.
     """
     _check_split(split)
     size, background, names = _check_size(size), _check_background(background), check_vendors(vendors)
@@ -508,10 +526,13 @@ def load_emoji(folder: Path, split: str, size: int = NATIVE_SIZE, background=(25
     if arrays is None:
         fetch_emoji(folder, names)  # verifies the tarballs' sha512 before they are decoded
         paths = _cache_paths(folder, names, size, background, skin_tones)  # a re-fetch changes the mtime
-        decoded = _decode_all(folder, names, size, background, skin_tones)
-        for s, arrays in decoded.items():
-            _write_cache(paths[s], arrays)
-        arrays = decoded[split]
+        decoded = _decode_all(folder, names, size, background, skin_tones, progress)
+        written = {s: _write_cache(paths[s], arrays) for s, arrays in decoded.items()}
+        # the entry just written, mapped, so that a first load maps like every later one
+        arrays = _read_cache(*paths[split], size, len(names)) if written[split] else None
+        if arrays is None:
+            arrays = decoded[split]
+        del decoded  # the in-memory copies of both splits, unless one is what we return
     images, labels, styles = arrays
     return ImageSet(torch.from_numpy(images), torch.from_numpy(labels), list(CATEGORIES), "emoji",
                     torch.from_numpy(styles), list(names))

@@ -11,7 +11,9 @@ Lookup order (first directory holding every file of a split wins):
   /usr/share/datasets/<name> (Debian packages), cache_dir()/<name>.
 If none has them, the files are downloaded into cache_dir()/<name> unless
 GENFORGE_OFFLINE=1 or the data set has no download (CelebA). Decoded arrays are cached as .npy
-so the next load skips gzip.
+in cache_dir()/arrays, and the images are used as a copy-on-write memory map of that file: the
+next load skips gzip, pages are read as batches need them, and the training processes (ranks)
+of one machine share one copy of the file in the page cache instead of each holding its own.
 """
 
 from __future__ import annotations
@@ -594,31 +596,50 @@ def _cache_paths(spec: DatasetSpec, split: str, paths: tuple[Path, ...]) -> tupl
     return folder / f"{stem}-images.npy", folder / f"{stem}-labels.npy", folder / f"{stem}-classes.npy"
 
 
-def _load_arrays(spec: DatasetSpec, split: str, paths: tuple[Path, ...]) -> Decoded:
-    """Decoded arrays of a split from the .npy cache, else from the files (then cached)."""
-    reader = spec.reader
-    icache, lcache, ccache = _cache_paths(spec, split, paths)
+def _mapped(path: Path) -> np.ndarray:
+    """A cached .npy as a memory map in copy-on-write mode ("c", as folder_cache.py opens its
+    arrays): torch gets a writable array without a copy, and a write would change only this
+    process's private pages, never the file that other processes map."""
+    return np.load(path, mmap_mode="c", allow_pickle=False)
+
+
+def _read_cached(spec: DatasetSpec, icache: Path, lcache: Path, ccache: Path) -> Decoded | None:
+    """The cached arrays of a split (images mapped, labels and names in memory: they are small),
+    or None when the cache lacks them or they are broken (a broken cache is only a slow load)."""
     try:
-        images, labels = np.load(icache, allow_pickle=False), np.load(lcache, allow_pickle=False)
-        classes = ([str(c) for c in np.load(ccache, allow_pickle=False)] if reader.classes_in_files
+        images, labels = _mapped(icache), np.load(lcache, allow_pickle=False)
+        classes = ([str(c) for c in np.load(ccache, allow_pickle=False)] if spec.reader.classes_in_files
                    else list(spec.classes))
         _check(spec, images, labels, classes, icache, lcache)
-        return images, labels, classes
     except FileNotFoundError:
-        pass
-    except (OSError, ValueError, EOFError, DataError) as e:  # a broken cache is only a slow load
+        return None
+    except (OSError, ValueError, EOFError, DataError) as e:
         log.info("ignoring broken array cache %s: %s", icache, e)
-    images, labels, classes = reader.read(spec, split, paths)
+        return None
+    return images, labels, classes
+
+
+def _load_arrays(spec: DatasetSpec, split: str, paths: tuple[Path, ...]) -> Decoded:
+    """Decoded arrays of a split: the images memory-mapped from the .npy cache, else decoded
+    from the files, cached, and then mapped from the cache just written (so a first run maps
+    too); in memory only when the cache cannot be written."""
+    icache, lcache, ccache = _cache_paths(spec, split, paths)
+    found = _read_cached(spec, icache, lcache, ccache)
+    if found is not None:
+        return found
+    images, labels, classes = spec.reader.read(spec, split, paths)
     _check(spec, images, labels, classes, paths[0], paths[-1])
     arrays = [(icache, images), (lcache, labels)]
-    if reader.classes_in_files:  # names as a unicode array: no pickle needed to store or load them
+    if spec.reader.classes_in_files:  # names as a unicode array: no pickle needed to store or load them
         arrays.append((ccache, np.array(classes, dtype=str)))
     try:
         for path, array in arrays:
             _write_atomic(path, lambda f: np.save(f, array, allow_pickle=False))
     except OSError as e:
-        log.warning("cannot write array cache in %s (%s); loads stay slow", icache.parent, e.strerror or e)
-    return images, labels, classes
+        log.warning("cannot write array cache in %s (%s); loads stay slow and each process holds "
+                    "its own copy of the images", icache.parent, e.strerror or e)
+        return images, labels, classes
+    return _read_cached(spec, icache, lcache, ccache) or (images, labels, classes)
 
 
 def _image_set(spec: DatasetSpec, images: np.ndarray, labels: np.ndarray, classes: list[str]) -> ImageSet:

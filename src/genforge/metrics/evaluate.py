@@ -129,8 +129,15 @@ def evaluate_images(images: torch.Tensor, dataset: str, requested: torch.Tensor 
     extractor = get_extractor(features, dataset)
     if len(images) < 2:
         raise GenforgeError(f"need at least 2 images to compare distributions, got {len(images)}")
-    fake = extractor.embed(images)
-    size = int(images.shape[-1])
+    return evaluate_embedding(extractor.embed(images), int(images.shape[-1]), dataset, requested, data_dir,
+                              features, copying, background)
+
+
+def evaluate_embedding(fake: Embedding, size: int, dataset: str, requested: torch.Tensor | None = None,
+                       data_dir=None, features: str = "classifier", copying: bool = False, background=None) -> dict:
+    """`evaluate_images` for images already embedded with `get_extractor(features, dataset)` at
+    `size` pixels: what several ranks of a distributed run gather after each embedded its share."""
+    extractor = get_extractor(features, dataset)
     test = real_split(dataset, "test", data_dir=data_dir, image_size=size, background=background)
     out = compare(fake, real_embedding(extractor, dataset, "test", data_dir=data_dir, image_size=size,
                                        background=background), test.labels,
@@ -143,7 +150,7 @@ def evaluate_images(images: torch.Tensor, dataset: str, requested: torch.Tensor 
     if copying and features == "classifier":
         out.update(_training_distance(fake, extractor, dataset, data_dir, size, background))
     out["floor"] = floor(extractor, dataset, data_dir, size, background)
-    out["n_fake"], out["n_real"] = len(images), len(test)
+    out["n_fake"], out["n_real"] = len(fake.features), len(test)
     out["image_size"] = size
     out["feature_net"] = extractor.describe()
     return out
