@@ -116,7 +116,8 @@ def test_torchrun_trains_a_vae_into_one_run_directory_and_a_single_process_resum
     assert (cfg["world_size"], cfg["batch_size"], cfg["global_batch_size"]) == (2, 16, 32)
     assert [r["step"] for r in rows(run)] == [5, 10]  # one log, written once
     assert rows(run)[-1]["epoch"] == pytest.approx(10 * 32 / 60_000, abs=1e-3)
-    assert (run / "report.md").exists() and list((run / "samples").glob("*.png"))
+    assert "| ranks (torchrun) | 2: a global batch of 32 |" in (run / "report.md").read_text()
+    assert list((run / "samples").glob("*.png"))
     # one process goes on with the same global batch
     done = genforge_cli("train", "--resume", "--out", run, "--steps", 20, "--log-every", 5, "--no-progress",
                         "--prior", "none")
@@ -131,8 +132,12 @@ def test_torchrun_trains_a_gan_and_resumes_it_on_two_ranks(tmp_path, mnist_train
     run = tmp_path / "cgan"
     args = ["-m", "genforge", "train", "--model", "cgan", "--dataset", "mnist", "--log-every", 5,
             "--batch-size", 16, "--out", run, "--no-progress"]
-    done = torchrun(*args, "--steps", 10)
+    done = torchrun(*args, "--steps", 10, "--eval-every", 5, "--eval-n", 200)
     assert done.returncode == 0, done.stderr[-2000:]
+    # each rank sampled and embedded 100, rank 0 gathered the features and wrote the metrics once
+    evals = [json.loads(line) for line in (run / "evals.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [5, 10]
+    assert all(e["n_fake"] == 200 and 0 < e["fid"] < float("inf") for e in evals)
     first = read_safetensors(run / "checkpoint.safetensors")[0]
     done = torchrun(*args, "--steps", 15, "--resume")
     assert done.returncode == 0, done.stderr[-2000:]

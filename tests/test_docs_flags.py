@@ -319,8 +319,14 @@ def bench_flags() -> set[str]:
     return flags
 
 
+def torchrun_flags() -> set[str]:
+    """The flags of torchrun, the launcher that the page on training across GPUs documents."""
+    from torch.distributed.run import get_args_parser
+    return {flag for action in get_args_parser()._actions for flag in action.option_strings}
+
+
 def known_flags() -> set[str]:
-    known = bench_flags()
+    known = bench_flags() | torchrun_flags()
     for name in _subcommands(build_parser()):
         known |= command_flags(name)
     return known

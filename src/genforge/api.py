@@ -355,7 +355,7 @@ def _sample_evaluator(run_info: dict, n: int, seed: int, data_dir: str | None, g
         result = evaluate_embedding(Embedding(*parts), int(images.shape[-1]), dataset, data_dir=data_dir,
                                     background=run_info["data"].get("background"))
         return {k: result[k] for k in ("fid", "kid", "precision", "recall", "density", "coverage",
-                                       "classifier_score", "classes_covered")}
+                                       "classifier_score", "classes_covered", "n_fake")}
     return evaluate
 
 

@@ -99,6 +99,8 @@ def write_report(run_dir: str | Path) -> Path:
                   f"| images/second (median) | {sorted(speeds)[len(speeds) // 2]:.0f} |",
                   f"| parameters | {cfg.get('parameters', '?'):,} |",
                   f"| batch size | {cfg['train']['batch_size']} |",
+                  *([f"| ranks (torchrun) | {cfg['train']['world_size']}: a global batch of "
+                     f"{cfg['train']['global_batch_size']} |"] if cfg["train"].get("world_size", 1) > 1 else []),
                   f"| precision | {cfg['train'].get('precision_used', 'fp32')} |", ""]
         losses = {k: v for k, v in last.items() if k not in NOT_LOSSES}
         lines += ["Last losses: " + ", ".join(f"{k} {v:.4g}" for k, v in losses.items()), ""]
