@@ -17,6 +17,9 @@ def pytest_configure(config):
     os.environ["GENFORGE_DATA"] = str(SHARED_DATA)
     os.environ["GENFORGE_OFFLINE"] = "1"
     os.environ.setdefault("GENFORGE_CACHE", tempfile.mkdtemp(prefix="genforge-test-cache-"))
+    # sampling, editing and the server sign what they write with a key made on first use in the
+    # config folder: tests make theirs in a private one, never in the user's ~/.config
+    os.environ["GENFORGE_CONFIG"] = tempfile.mkdtemp(prefix="genforge-test-config-")
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 

@@ -165,9 +165,9 @@ def _train_in_background(out, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for(path, timeout=60):
+def _wait_for(path, timeout=60, nonempty=False):
     end = time.time() + timeout
-    while not path.exists():
+    while not path.exists() or (nonempty and not path.stat().st_size):
         assert time.time() < end, f"{path} never appeared"
         time.sleep(0.1)
 
@@ -192,6 +192,8 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
     for attempt in range(3):
         proc = _train_in_background(tmp_path, *(["--resume"] if attempt else []))
         _wait_for(tmp_path / "checkpoint.safetensors")
+        if attempt == 0:  # at least one logged step to read the count from, however busy the machine
+            _wait_for(tmp_path / "metrics.jsonl", nonempty=True)
         time.sleep(1.0 + rng.uniform(0, 1.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

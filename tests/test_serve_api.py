@@ -26,10 +26,12 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from genforge.cli import main  # noqa: E402
 from genforge.data import load_dataset  # noqa: E402
-from genforge.errors import DataError  # noqa: E402
+from genforge.errors import ConfigError, DataError  # noqa: E402
 from genforge.serve.app import INTERNAL, create_app  # noqa: E402
 from genforge.serve.batching import MicroBatcher  # noqa: E402
 from genforge.serve.config import ServeConfig  # noqa: E402
+
+LOCAL = "http://127.0.0.1"  # a keyless server answers only requests addressed to a local name
 from genforge.serve.errors import ApiError  # noqa: E402
 from genforge.serve.limits import grid_png  # noqa: E402
 from genforge.serve.registry import Registry  # noqa: E402
@@ -44,12 +46,12 @@ def registry(serve_runs):
 
 @pytest.fixture(scope="module")
 def client(registry):
-    with TestClient(create_app(ServeConfig(max_images=32), registry)) as c:
+    with TestClient(create_app(ServeConfig(max_images=32), registry), base_url=LOCAL) as c:
         yield c
 
 
 def serve(registry, **config) -> TestClient:
-    return TestClient(create_app(ServeConfig(**config), registry))
+    return TestClient(create_app(ServeConfig(**config), registry), base_url=LOCAL)
 
 
 def error(response, status: int, field: str | None = None) -> str:
@@ -65,6 +67,13 @@ def png(array: np.ndarray, format: str = "PNG") -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format=format)
     return buffer.getvalue()
+
+
+def pixels(data: bytes) -> bytes:
+    """The decoded pixels of PNG bytes: what "the same images" means, as each PNG also carries its
+    own signed provenance manifest (with the time it was made)."""
+    with Image.open(io.BytesIO(data)) as image:
+        return image.tobytes()
 
 
 def png_header(width: int, height: int) -> bytes:
@@ -119,12 +128,12 @@ def test_sample_as_json_grid_and_npz_echoes_the_seed(client, registry):
 
     expected = grid_png(registry.get("cvae").sample(3, seed=5, labels=7))  # what genforge.load().sample gives
     grid = client.post("/v1/models/cvae/sample", json={"n": 3, "seed": 5, "label": 7, "format": "grid"})
-    assert grid.headers["content-type"] == "image/png" and grid.content == expected
+    assert grid.headers["content-type"] == "image/png" and pixels(grid.content) == pixels(expected)
     assert grid.headers["x-seed"] == "5" and grid.headers["x-labels"] == "7,7,7"
-    assert base64.b64decode(body["grid"]) == expected
+    assert pixels(base64.b64decode(body["grid"])) == pixels(expected)
     by_accept = client.post("/v1/models/cvae/sample", json={"n": 3, "seed": 5, "label": 7},
                             headers={"accept": "application/json;q=0.5, image/png"})
-    assert by_accept.content == expected
+    assert pixels(by_accept.content) == pixels(expected)
 
     npz = client.post("/v1/models/cgan/sample", json={"n": 4, "seed": 2}, headers={"accept": "application/x-npz"})
     assert npz.headers["content-type"] == "application/x-npz"
@@ -137,7 +146,7 @@ def test_a_random_seed_is_echoed_and_reproduces_the_images(client):
     first = client.post("/v1/models/cgan/sample", json={"n": 2, "format": "grid"})
     seed = int(first.headers["x-seed"])
     again = client.post("/v1/models/cgan/sample", json={"n": 2, "seed": seed, "format": "grid"})
-    assert again.content == first.content
+    assert pixels(again.content) == pixels(first.content)
 
 
 def test_same_seed_same_images_alone_or_batched_with_others(registry):
@@ -148,8 +157,8 @@ def test_same_seed_same_images_alone_or_batched_with_others(registry):
             answers = list(pool.map(lambda seed: c.post("/v1/models/cvae/sample", json={
                 "n": 3, "seed": seed, "format": "grid"}), [7, 8, 9, 10]))
         assert [a.status_code for a in answers] == [200] * 4
-        assert answers[0].content == alone
-        assert len({a.content for a in answers}) == 4  # each seed its own images
+        assert pixels(answers[0].content) == pixels(alone)
+        assert len({pixels(a.content) for a in answers}) == 4  # each seed its own images
         text = c.get("/metrics").text
     count = metric(text, 'genforge_batch_requests_count{batcher="cvae/sample"}')
     total = metric(text, 'genforge_batch_requests_sum{batcher="cvae/sample"}')
@@ -294,7 +303,7 @@ def test_the_api_key_guards_v1_and_metrics_only(registry):
 def test_a_post_from_another_sites_page_is_403(client, registry):
     for headers in ({"origin": "http://evil.example"}, {"sec-fetch-site": "cross-site"}, {"origin": "null"}):
         assert "refused a POST" in error(client.post("/v1/models/cvae/sample", json={"n": 1}, headers=headers), 403)
-    same = client.post("/v1/models/cvae/sample", json={"n": 1}, headers={"origin": "http://testserver",
+    same = client.post("/v1/models/cvae/sample", json={"n": 1}, headers={"origin": "http://127.0.0.1",
                                                                          "sec-fetch-site": "same-origin"})
     assert same.status_code == 200
     read = client.get("/v1/models", headers={"origin": "http://evil.example"})
@@ -303,6 +312,27 @@ def test_a_post_from_another_sites_page_is_403(client, registry):
         allowed = c.post("/v1/models/cvae/sample", json={"n": 1}, headers={"origin": "http://ok.example"})
         assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == "http://ok.example"
         assert error(c.post("/v1/models/cvae/sample", json={"n": 1}, headers={"origin": "http://evil.example"}), 403)
+
+
+def test_a_keyless_server_answers_only_requests_addressed_to_a_local_name(client, registry):
+    """DNS rebinding: a page at http://evil.example:8000 whose name is made to resolve to 127.0.0.1
+    is same-origin with itself, so only the Host header it must send gives it away."""
+    for host in ("evil.example:8000", "evil.example", "127.0.0.1.evil.example"):
+        for request in (lambda: client.get("/v1/models", headers={"host": host}),
+                        lambda: client.post("/v1/models/cvae/sample", json={"n": 1},
+                                            headers={"host": host, "origin": f"http://{host}"})):
+            answer = request()
+            assert answer.status_code == 403 and answer.json()["error"]["field"] == "host", host
+            assert "--allowed-host" in answer.json()["error"]["message"]
+    for host in ("127.0.0.1:8000", "localhost:8000", "LOCALHOST", "[::1]:8000"):
+        assert client.get("/v1/models", headers={"host": host}).status_code == 200, host
+    with serve(registry, allowed_hosts=["genforge.local"]) as c:
+        assert c.get("/v1/models", headers={"host": "genforge.local:8000"}).status_code == 200
+        assert c.get("/v1/models", headers={"host": "evil.example"}).status_code == 403
+    with serve(registry, api_key=KEY) as c:  # with a key, whoever holds it calls by any name
+        assert c.get("/v1/models", headers={"host": "gpu-box.example", "x-api-key": KEY}).status_code == 200
+    with pytest.raises(ConfigError, match=r"allowed_hosts must be .*\(not a host name: 'evil.example/x'\)"):
+        ServeConfig(allowed_hosts=["evil.example/x"])
 
 
 # --- load and failures -------------------------------------------------------------------------------
@@ -361,7 +391,7 @@ def test_the_app_starts_again_after_a_lifespan_stopped_it(registry):
     # test clients (schemathesis's too) run a lifespan per `with` block: each must find live workers
     app = create_app(ServeConfig(), registry)
     for _ in range(2):
-        with TestClient(app) as c:
+        with TestClient(app, base_url=LOCAL) as c:
             assert c.get("/readyz").status_code == 200
             assert c.post("/v1/models/cgan/sample", json={"n": 1}).status_code == 200
         assert app.state.shutting_down and app.state.executor._shutdown

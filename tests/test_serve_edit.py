@@ -25,6 +25,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from genforge.edit.operations import OPS  # noqa: E402
 from genforge.serve.app import create_app  # noqa: E402
 from genforge.serve.config import ServeConfig  # noqa: E402
+
+LOCAL = "http://127.0.0.1"  # a keyless server answers only requests addressed to a local name
 from genforge.serve.errors import ApiError  # noqa: E402
 from genforge.serve.editing import run_edit  # noqa: E402
 from genforge.serve.jobs import JobCancelled, JobStore  # noqa: E402
@@ -40,7 +42,7 @@ def registry(serve_runs):
 
 @pytest.fixture(scope="module")
 def client(registry):
-    with TestClient(create_app(ServeConfig(), registry)) as c:
+    with TestClient(create_app(ServeConfig(), registry), base_url=LOCAL) as c:
         yield c
 
 
@@ -243,7 +245,7 @@ def test_events_stream_progress_then_the_end(client):
 def test_finished_jobs_expire(registry):
     now = [1000.0]
     app = create_app(ServeConfig(), registry)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         app.state.jobs = JobStore(ttl_s=60, max_jobs=4, executor=app.state.executor, clock=lambda: now[0])
         job = submit(c, "reconstruct", model="cvae", test_indices="0")
         done, _ = wait(c, job["id"])
@@ -258,7 +260,7 @@ def test_finished_jobs_expire(registry):
 def test_a_full_store_refuses_with_retry_after(registry):
     app = create_app(ServeConfig(), registry)
     release = threading.Event()
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         store = app.state.jobs = JobStore(ttl_s=60, max_jobs=2, executor=app.state.executor)
         held = [store.submit(lambda ctx: release.wait(10) and None) for _ in range(2)]
         response = c.post("/v1/jobs/edit/cvae/reconstruct", data={"test_indices": "0"})

@@ -30,7 +30,9 @@ def api_schema(serve_runs):
     # The conditional autoencoder alone: every operation has a model that can do it, and its edits
     # need no GAN latent search (which would spend seconds per generated request).
     registry = Registry.load([serve_runs["cvae"]], serve_runs["detector"])
-    app = create_app(ServeConfig(max_images=8, max_body_mb=1), registry)
+    # schemathesis' in-process client addresses the app as "testserver": a name to allow, as an
+    # operator would allow the name of their machine (--allowed-host)
+    app = create_app(ServeConfig(max_images=8, max_body_mb=1, allowed_hosts=["testserver"]), registry)
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

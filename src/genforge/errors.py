@@ -50,3 +50,8 @@ class UnknownField(ConfigError, UnknownName):
 class OutputPathError(GenforgeError):
     """An output path genforge cannot write what was asked into (a suffix it does not write, a
     file where a folder is wanted, a parent folder that cannot be made): output_paths.py."""
+
+
+class ProvenanceError(GenforgeError):
+    """The signing key cannot be made, read or kept safe (provenance/keys.py), or an image to
+    verify cannot be read (provenance/verify.py)."""

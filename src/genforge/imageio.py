@@ -22,19 +22,21 @@ def check_images_path(path: str | Path, grid: bool = False, flag: str = "") -> s
     return check_output(path, (FOLDER, ".npz"), flag, hint=hint)
 
 
-def save_images(images: torch.Tensor, path: str | Path, grid: bool = False) -> Path:
+def save_images(images: torch.Tensor, path: str | Path, grid: bool = False, signer=None) -> Path:
     """Saves float images (N, C, H, W) in [0, 1]; returns what was written.
 
     - grid: one PNG tiling all images (PATH itself if it ends in .png, else PATH/grid.png);
     - PATH ending in .npz: array `images`, uint8, shape (N, H, W, C);
     - a folder (an existing one, or a path without a suffix): PATH/00000.png, PATH/00001.png, ...
 
+    With a `signer` (genforge.provenance.Signer) each PNG carries a signed manifest (one per file;
+    a folder's image i records its index i). An .npz is never signed: it has no place for one.
     Any other path (y.txt, a .png without grid) raises OutputPathError (output_paths.py).
     """
     path = Path(path)
     kind = check_images_path(path, grid)
     if grid:
-        return save_png(make_grid(images), path if kind == ".png" else path / "grid.png")
+        return save_png(make_grid(images), path if kind == ".png" else path / "grid.png", signer)
     arr = to_uint8(images)
     if kind == ".npz":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,7 +46,11 @@ def save_images(images: torch.Tensor, path: str | Path, grid: bool = False) -> P
     path.mkdir(parents=True, exist_ok=True)
     width = max(5, len(str(len(arr) - 1)))
     for i, img in enumerate(arr):
-        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(path / f"{i:0{width}d}.png")
+        picture = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+        if signer is not None:
+            signer.save(picture, path / f"{i:0{width}d}.png", index=i)
+        else:
+            picture.save(path / f"{i:0{width}d}.png")
     return path
 
 

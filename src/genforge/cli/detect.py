@@ -141,9 +141,13 @@ def judge(args) -> int:
     detector, card = load_detector(args.target, args.device)
     threshold = card["threshold"] if args.threshold is None else args.threshold
     trained_on = card.get("training", {}).get("real", "")
-    items = [item for target in args.inputs for item in read_inputs(target, detector.config.in_channels,
-                                                                   detector.config.image_size, trained_on)]
+    items, sources = [], []
+    for target in args.inputs:
+        found = read_inputs(target, detector.config.in_channels, detector.config.image_size, trained_on)
+        items += found
+        sources += [image_file(target, item) for item in found]
     readable = [item for item in items if not item.error]
+    provenance = provenance_of([source for item, source in zip(items, sources) if not item.error])
     if len(items) == 1 and items[0].error:
         raise GenforgeError(f"{items[0].name}: {items[0].error}")
     if not readable:
@@ -156,10 +160,11 @@ def judge(args) -> int:
     soft = is_soft(images, floor).tolist() if floor is not None else [None] * len(readable)
     verdicts = []
     print(f"probability that the image is generated or edited (verdict at threshold {threshold:g}):")
-    for item, p, s in zip(readable, probs.tolist(), soft):
+    for item, p, s, signed in zip(readable, probs.tolist(), soft, provenance):
         verdict = "generated/edited" if p >= threshold else "real"
-        verdicts.append({"image": item.name, "probability": p, "verdict": verdict, "soft": s, "note": item.note})
-        notes = [n for n in (item.note, SOFT_NOTE if s else "") if n]
+        verdicts.append({"image": item.name, "probability": p, "verdict": verdict, "soft": s, "note": item.note,
+                         "provenance": signed})
+        notes = [n for n in (item.note, SOFT_NOTE if s else "", provenance_note(signed)) if n]
         print(f"{p:7.4f}  {verdict:16s}  {item.name}" + (f"  ({'; '.join(notes)})" if notes else ""))
     for item in items:
         if item.error:
@@ -187,6 +192,43 @@ def judge(args) -> int:
                                                "images": verdicts, "unreadable": errors}, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 1 if len(readable) < len(items) else 0
+
+
+def image_file(target: str, item) -> Path | None:
+    """The file an input item was read from: the target itself, or a file in the target folder;
+    None for an image of an .npz or a data set slice (no file, so no manifest)."""
+    path = Path(target).expanduser()
+    if path.is_dir():
+        return path / item.name
+    return path if path.is_file() and path.suffix.lower() != ".npz" else None
+
+
+def provenance_of(files: list[Path | None]) -> list[dict]:
+    """The signed-manifest verdict of each file (provenance/verify.py): signed, broken or none."""
+    from ..provenance.verify import own_keys, unsigned, verify_file
+    own = own_keys()
+    out = []
+    for path in files:
+        if path is None:
+            out.append(unsigned("an image of an array or a data set, not a file: no manifest"))
+            continue
+        try:
+            out.append(verify_file(path, own))
+        except GenforgeError as e:  # read by the detector, so this is rare; never stops the judging
+            out.append(unsigned(f"the manifest could not be read ({e})"))
+    return out
+
+
+def provenance_note(result: dict) -> str:
+    """A short note for the printed line: who signed the image, or that its signature is broken;
+    nothing for an image without a manifest (most images)."""
+    if result["status"] == "signed":
+        model = result["model"] if isinstance(result["model"], dict) else {}
+        own = " (this machine's key)" if result["own"] else ""
+        return f"signed by key {result['key']}{own}: {model.get('family', '?')} {result['operation']}"
+    if result["status"] == "broken":
+        return f"signature broken: {result['reason']}"
+    return ""
 
 
 def check_outputs(args) -> None:

@@ -9,6 +9,8 @@ import torch
 
 from ..edit.operations import OPS, PATH_OPS
 from ..errors import GenforgeError
+from ..output_paths import FOLDER
+from .sample import check_signing
 
 ROW = 16  # images per row of a comparison picture
 
@@ -74,6 +76,10 @@ def add_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--report", action="store_true", help="also add the --out picture (a .png) and this "
                    "summary to the run's report (copied into RUN_DIR/edits/; the same op again replaces it)")
+    p.add_argument("--no-sign", action="store_true", help="write the PNGs without a signed provenance manifest "
+                   "(signed by default with this machine's key: genforge keys, genforge verify)")
+    p.add_argument("--c2pa", action="store_true", help="also add C2PA content credentials, signed by a certificate "
+                   "chain made on this machine (needs pip install 'genforge[c2pa]'; about 3 KB per PNG)")
     p.set_defaults(run=run)
 
 
@@ -85,18 +91,25 @@ def run(args) -> int:
     if args.report and Path(args.out).suffix.lower() != ".png":
         raise GenforgeError(f"--report adds the edit's picture to the run's report: give --out FILE.png, "
                             f"not {args.out}")
-    check_out(args)
+    kind = check_out(args)
+    check_signing(args, kind in (".png", FOLDER))
     detector = load_detector(args.detector, args.device)[0] if args.detector else None
     search = FitConfig(steps=args.search_steps, restarts=args.restarts, seed=args.seed)
     if args.candidates is not None:
         search.candidates = args.candidates
-    editor = Editor(api.load(args.run_dir, args.device), search,
+    model = api.load(args.run_dir, args.device)
+    editor = Editor(model, search,
                     progress=not args.no_progress, seed=args.seed, hybrid=args.hybrid, detector=detector,
                     fitted_prior=args.search_prior == "fitted", neighbours=args.neighbours or 0)
     # labels of the run's kind: a vendor-conditioned run's are the vendors (data/labelling.py)
     images = editor.labelled(read_images(args.input, editor.image_shape, background=editor.data.get("background")))
+    signer = None  # made before the edit: a key that cannot be made stops it before the work
+    if not args.no_sign and kind in (".png", FOLDER):  # a .gif or an .npz has no place for a manifest
+        from ..provenance import signer_for
+        signer = signer_for(model, f"edit:{args.op}", edit_parameters(args), inputs=images.images,
+                            c2pa=args.c2pa)
     outcome = run_edit_request(editor, images, edit_request(args))
-    summary = outcome.summary(write_outcome(args, outcome))
+    summary = outcome.summary(write_outcome(args, outcome, signer))
     print(summary)
     if args.report:
         from ..report.records import add_edit
@@ -126,11 +139,23 @@ def edit_request(args):
                        blend=args.blend, samples=args.samples, num_directions=args.num_directions, span=args.span)
 
 
-def write_outcome(args, outcome) -> Path:
-    """The results where --out asks: paths as a strip, grid or GIF; else inputs above results."""
+def edit_parameters(args) -> dict:
+    """The settings a signed manifest records: the op's and the latent search's (no paths: a mask
+    file is recorded as given, not by name)."""
+    request = vars(edit_request(args))
+    request.pop("cli", None)
+    request["mask"] = request["mask"] is not None
+    return {**request, "format": args.format, "search_steps": args.search_steps, "restarts": args.restarts,
+            "candidates": args.candidates, "search_prior": args.search_prior, "hybrid": args.hybrid,
+            "neighbours": args.neighbours, "seed": args.seed}
+
+
+def write_outcome(args, outcome, signer=None) -> Path:
+    """The results where --out asks: paths as a strip, grid or GIF; else inputs above results.
+    With a `signer` (genforge.provenance.Signer) each PNG carries its signed manifest."""
     if outcome.frames is not None:
-        return _write_paths(args.out, outcome.frames, args.format)
-    return _write_results(args.out, outcome.inputs, outcome.results, middle=outcome.middle)
+        return _write_paths(args.out, outcome.frames, args.format, signer)
+    return _write_results(args.out, outcome.inputs, outcome.results, middle=outcome.middle, signer=signer)
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -148,19 +173,21 @@ def check_out(args) -> str:
     return kind
 
 
-def _write_results(out: str, x: torch.Tensor, results: torch.Tensor, middle: torch.Tensor | None = None) -> Path:
+def _write_results(out: str, x: torch.Tensor, results: torch.Tensor, middle: torch.Tensor | None = None,
+                   signer=None) -> Path:
     """A .png shows inputs above results (and a middle row, e.g. the masked input), ROW per block;
-    any other path gets the results alone (a folder of PNGs or an .npz)."""
+    any other path gets the results alone (a folder of PNGs, each naming its own input when
+    signed, or an .npz)."""
     from ..imageio import save_images
     from ..report.grid import make_grid, save_png
     if Path(out).suffix.lower() != ".png":
-        return save_images(results, out)
+        return save_images(results, out, signer=signer)
     rows = [x] + ([middle] if middle is not None else []) + [results]
     blocks = [torch.cat([r[i:i + ROW] for r in rows]) for i in range(0, len(x), ROW)]
-    return save_png(make_grid(torch.cat(blocks), nrow=min(ROW, len(x)), scale=2), out)
+    return save_png(make_grid(torch.cat(blocks), nrow=min(ROW, len(x)), scale=2), out, signer)
 
 
-def _write_paths(out: str, frames: torch.Tensor, fmt: str) -> Path:
+def _write_paths(out: str, frames: torch.Tensor, fmt: str, signer=None) -> Path:
     """frames (steps, P, C, H, W): P paths as rows of a strip, a square grid, or a GIF."""
     from ..edit.gif import save_gif
     from ..report.grid import make_grid, save_png
@@ -170,4 +197,4 @@ def _write_paths(out: str, frames: torch.Tensor, fmt: str) -> Path:
     if Path(out).suffix.lower() != ".png":
         raise GenforgeError(f"--out {out}: write paths to a .png (strip or grid) or a .gif")
     by_path = frames.transpose(0, 1).flatten(0, 1)
-    return save_png(make_grid(by_path, nrow=steps if fmt == "strip" else None, scale=2), out)
+    return save_png(make_grid(by_path, nrow=steps if fmt == "strip" else None, scale=2), out, signer)

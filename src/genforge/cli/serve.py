@@ -49,6 +49,9 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", help=f"threads that run the models (default {C.workers})")
     p.add_argument("--cors-origin", action="append", metavar="ORIGIN", help="let pages of this origin "
                    "(https://example.org) call the API (CORS); repeat for more; default none")
+    p.add_argument("--allowed-host", action="append", metavar="NAME", help="without an API key the server answers "
+                   "only requests addressed to 127.0.0.1, localhost or [::1] (a page whose domain is made to point "
+                   "at this machine is refused: DNS rebinding); add a name it may be called by; repeat for more")
     p.add_argument("--device", type=device_name, default="cpu", help="run the models on cpu, cuda or cuda:N")
     p.set_defaults(run=run)
 
@@ -58,7 +61,8 @@ def serve_config(args):
     from ..serve.config import ServeConfig
     given = {field: getattr(args, flag) for flag, field in LIMITS.items() if getattr(args, flag) is not None}
     key = args.api_key if args.api_key is not None else os.environ.get("GENFORGE_API_KEY") or None
-    return ServeConfig(host=args.host, api_key=key, device=args.device, cors_origins=args.cors_origin or [], **given)
+    return ServeConfig(host=args.host, api_key=key, device=args.device, cors_origins=args.cors_origin or [],
+                       allowed_hosts=args.allowed_host or [], **given)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

@@ -33,12 +33,16 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2, scale
     return grid
 
 
-def save_png(array: np.ndarray, path: str | Path) -> Path:
-    """Saves a uint8 (H, W, C) array (C = 1 or 3) as PNG."""
+def save_png(array: np.ndarray, path: str | Path, signer=None) -> Path:
+    """Saves a uint8 (H, W, C) array (C = 1 or 3) as PNG; with a `signer`
+    (genforge.provenance.Signer), carrying its signed manifest."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-    img.save(path)
+    if signer is not None:
+        signer.save(img, path)
+    else:
+        img.save(path)
     return path
 
 

@@ -6,7 +6,8 @@ body, the routers, the web page and a clean shutdown.
 `app.state` holds what every route reads: `config` (ServeConfig), `registry` (Registry), `metrics`
 (ServeMetrics), `executor` (the worker threads every model runs on), `batchers` (MicroBatchers by
 "MODEL/sample" and "detector/detect") and `jobs` (serve/jobs.py's JobStore, when that module is
-there). Middleware, from the outside in: metrics (counts every answer, refusals included), CORS
+there), and `signing_key`, this machine's provenance key (every PNG answered is signed).
+Middleware, from the outside in: metrics (counts every answer, refusals included), CORS
 (only with cors_origins), security (cross-origin refusal, API key), the body-size limit, and a
 last guard that turns any unexpected exception into a 500 with a fixed message: a traceback is
 logged, never sent.
@@ -33,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
 from ..errors import GenforgeError
+from ..provenance import signing_key
 from . import routes_core
 from .config import ServeConfig
 from .errors import ApiError, error_body
@@ -61,13 +63,17 @@ def create_app(config: ServeConfig, registry: Registry | None = None) -> FastAPI
                   '`{"error": {"status", "message", "field"}}`.')
     state = app.state
     state.config, state.registry, state.metrics = config, registry, ServeMetrics()
+    # every PNG the server answers (samples, edits, slider images) is signed with this machine's
+    # key (genforge keys); made here at the first start, so a key that cannot be made stops the start
+    state.signing_key = signing_key()
     _start(app)
 
     _add_handlers(app)
     # add_middleware wraps what was added before: the last added is the outermost
     app.add_middleware(GuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
-    app.add_middleware(SecurityMiddleware, api_key=config.api_key, cors_origins=config.cors_origins)
+    app.add_middleware(SecurityMiddleware, api_key=config.api_key, cors_origins=config.cors_origins,
+                       hosts=config.answered_hosts)
     if config.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
         app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["*"],

@@ -14,6 +14,7 @@ from ..config_check import Checked, Device, Number, Refused, Rule, Whole
 from ..errors import ConfigError
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9.\-]*[a-z0-9])?$|^\[?[0-9a-f:.]+\]?$")  # a name or an IP, no port
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")  # scheme://host[:port], nothing after it
 
 
@@ -24,6 +25,21 @@ class Text(Rule):
         if not isinstance(value, str):
             raise Refused
         return value
+
+
+class HostNames(Rule):
+    """Host names (`genforge.local`, `my-box`) as a list or a comma text."""
+    accepts = "a comma list of host names such as genforge.local ('' for none)"
+
+    def parse(self, value):
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(h, str) for h in items):
+            raise Refused
+        names = [h.strip().lower() for h in items if h.strip()]
+        bad = [h for h in names if not HOST_NAME.match(h)]
+        if bad:
+            raise Refused(f"not a host name: {bad[0]!r}")
+        return names
 
 
 class Origins(Rule):
@@ -58,13 +74,14 @@ class ServeConfig(Checked):
     max_jobs: int = 64  # jobs kept at once (queued, running or finished); beyond it: 429
     workers: int = 2  # threads that run the models (the event loop never does)
     cors_origins: list[str] = field(default_factory=list)  # other sites' pages allowed to call (CORS off if empty)
+    allowed_hosts: list[str] = field(default_factory=list)  # names besides localhost a keyless server answers to
 
     RULES: ClassVar[dict[str, Rule]] = {
         "host": Text(), "port": Whole(min=0, max=65535), "api_key": Text(optional=True, none_means="no key"),
         "device": Device(), "max_batch": Whole(min=1), "max_wait_ms": Number(ge=0, le=1000),
         "queue_size": Whole(min=1), "max_body_mb": Number(gt=0), "max_pixels": Whole(min=1),
         "max_images": Whole(min=1), "job_ttl_s": Number(gt=0), "max_jobs": Whole(min=1),
-        "workers": Whole(min=1), "cors_origins": Origins(),
+        "workers": Whole(min=1), "cors_origins": Origins(), "allowed_hosts": HostNames(),
     }
 
     def cross_check(self) -> None:
@@ -75,6 +92,16 @@ class ServeConfig(Checked):
             # not self.refuse(): that echoes the value, and a key must not reach a log
             raise ConfigError(f"{self.label}: api_key must be at least 16 characters, got {len(self.api_key)} "
                               "(make one: python -c \"import secrets; print(secrets.token_urlsafe(24))\")")
+
+    @property
+    def answered_hosts(self) -> tuple[str, ...] | None:
+        """The names a request's Host header may carry, or None for any. A server without a key
+        answers only requests addressed to this machine by a local name: a web page whose domain
+        is made to resolve to 127.0.0.1 (DNS rebinding) sends its own domain as the Host and is
+        refused. With a key, whoever holds it may call by any name."""
+        if self.api_key:
+            return None
+        return (*LOCAL_HOSTS, *(h.strip("[]") for h in self.allowed_hosts))
 
     @property
     def max_body_bytes(self) -> int:

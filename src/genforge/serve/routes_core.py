@@ -13,7 +13,7 @@ import asyncio
 import secrets
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -25,10 +25,12 @@ from ..api import Model
 from ..detect.heatmap import overlay
 from ..detect.softness import is_soft
 from ..errors import GenforgeError
-from ..report.grid import to_uint8
+from ..provenance import Signer, build_manifest, digests
+from ..provenance.verify import own_keys, unsigned, verify_bytes
+from ..report.grid import make_grid, to_uint8
 from .batching import MicroBatcher
 from .errors import ApiError, ErrorBody
-from .limits import b64, grid_png, images_b64, npz_bytes, png_bytes, read_detect_upload
+from .limits import b64, images_b64, npz_bytes, png_bytes, read_detect_upload
 
 MAX_SEED = 2**53 - 1  # the largest whole number JavaScript (the page) holds exactly
 NPZ = "application/x-npz"
@@ -92,6 +94,25 @@ class TestImages(BaseModel):
     indices: list[int] = Field(description="their indices in the data set's test split")
 
 
+class Provenance(BaseModel):
+    status: Literal["signed", "broken", "none"] = Field(description="signed: the manifest and pixels are as key "
+                                                        "`key` signed them; broken: the pixels or the manifest "
+                                                        "changed after signing; none: no manifest, the origin is "
+                                                        "unknown (never evidence that the image is authentic)")
+    key: str | None = Field(description="signed: the signing key's fingerprint")
+    own: bool = Field(description="the key is this server's own (genforge keys)")
+    model: dict[str, Any] | None = Field(description="signed: the model the manifest names (family, dataset, "
+                                         "image_shape, weights_sha256)")
+    operation: str | None = Field(description="signed: how the image was made (sample, edit:OP, traverse)")
+    parameters: dict[str, Any] | None = Field(description="signed: the operation's parameters")
+    created: str | None = Field(description="signed: when (UTC, ISO 8601)")
+    inputs: list[str] | None = Field(description="signed edits: SHA-256 of each input image's pixels")
+    reason: str | None = Field(description="broken, none: why")
+    c2pa: dict[str, Any] | None = Field(None, description="C2PA content credentials in the upload, where the "
+                                        "server has c2pa-python: state (Trusted, Valid, Invalid), trusted_here, "
+                                        "signer, failures; null: none")
+
+
 class Verdict(BaseModel):
     name: str = Field(description="the uploaded file's name")
     probability: float = Field(description="probability that the image is generated or edited")
@@ -99,6 +120,8 @@ class Verdict(BaseModel):
     soft: bool | None = Field(description="the image looks blurred or resized: the verdict is weak "
                               "(null: the detector's card has no softness floor)")
     heatmap: str = Field(description="base64 PNG of the image with its likely edited regions in red")
+    provenance: Provenance = Field(description="the upload's signed genforge manifest, read from its PNG chunk "
+                                   "(genforge verify)")
 
 
 class Detection(BaseModel):
@@ -256,7 +279,8 @@ def wanted_format(body: SampleRequest, accept: str) -> str:
 
 
 SAMPLE_OK = {200: {"description": "the images: JSON, a PNG grid or an .npz, as asked; the X-Seed header echoes "
-                   "the seed (X-Labels: the labels, comma-separated)",
+                   "the seed (X-Labels: the labels, comma-separated). Every PNG carries a signed provenance "
+                   "manifest (the server's key; genforge verify)",
                    "content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
                                NPZ: {"schema": {"type": "string", "format": "binary"}}},
                    "headers": {"X-Seed": {"schema": {"type": "string"}, "description": "the seed used"}}}}
@@ -276,14 +300,26 @@ async def sample(name: str, body: SampleRequest, request: Request):
     labels = labels.tolist() if labels is not None else None
     fmt = wanted_format(body, request.headers.get("accept", ""))
     headers = {"X-Seed": str(seed), **({"X-Labels": ",".join(map(str, labels))} if labels is not None else {})}
-    if fmt == "grid":
-        return Response(await in_worker(request, grid_png, images), media_type="image/png", headers=headers)
-    if fmt == "npz":
+    if fmt == "npz":  # arrays: no place for a manifest
         arrays = {"images": to_uint8(images), "seed": np.array(seed, dtype=np.int64),
                   **({"labels": np.array(labels, dtype=np.int64)} if labels is not None else {})}
         return Response(await in_worker(request, lambda: npz_bytes(**arrays)), media_type=NPZ, headers=headers)
-    pictures, grid = await in_worker(request, lambda: (images_b64(images), b64(grid_png(images))))
+    params = {"n": body.n, "seed": seed, "label": label, "temperature": body.temperature, "prior": model.prior_kind}
+    signer = await in_worker(request, make_signer, request, model, "sample", params)
+    if fmt == "grid":
+        return Response(await in_worker(request, lambda: signer.png_bytes(make_grid(images))),
+                        media_type="image/png", headers=headers)
+    pictures, grid = await in_worker(request, lambda: (
+        [b64(signer.png_bytes(picture, index=i)) for i, picture in enumerate(to_uint8(images))],
+        b64(signer.png_bytes(make_grid(images)))))
     return JSONResponse({"seed": seed, "labels": labels, "images": pictures, "grid": grid}, headers=headers)
+
+
+def make_signer(request: Request, model: Model, operation: str, parameters: dict, inputs=None) -> Signer:
+    """A Signer of the PNGs of one answer, with the server's key (app.state.signing_key). On the
+    worker threads: the first answer of a model hashes its weights file (then remembered)."""
+    key = request.app.state.signing_key
+    return Signer(build_manifest(model, operation, parameters, key, None if inputs is None else digests(inputs)), key)
 
 
 @v1.get("/models/{name}/test-images", response_model=TestImages, responses=error_responses(*V1_ERRORS, 404),
@@ -311,10 +347,25 @@ async def detect(request: Request,
     uploads = [(upload.filename or f"image {i}", await upload.read()) for i, upload in enumerate(images)]
     x = await in_worker(request, read_uploads, uploads, registry.detector.image_shape, state.config.max_pixels)
     probs, soft, heatmaps = await state.batchers["detector/detect"].submit(x, len(x))
+    provenance = await in_worker(request, read_provenance, uploads)
     threshold = float(registry.detector_card["threshold"])
     results = [{"name": filename[:200], "probability": p, "verdict": "generated/edited" if p >= threshold else "real",
-                "soft": s, "heatmap": h} for (filename, _), p, s, h in zip(uploads, probs, soft, heatmaps)]
+                "soft": s, "heatmap": h, "provenance": signed}
+               for (filename, _), p, s, h, signed in zip(uploads, probs, soft, heatmaps, provenance)]
     return {"results": results, "threshold": threshold}
+
+
+def read_provenance(uploads: list[tuple[str, bytes]]) -> list[dict]:
+    """The signed-manifest verdict of each uploaded file (already checked and decoded once by
+    read_uploads, so a file that does not decode here is rare: it reads as no manifest)."""
+    own = own_keys()
+    out = []
+    for filename, data in uploads:
+        try:
+            out.append(verify_bytes(data, filename, own))
+        except GenforgeError:
+            out.append(unsigned())
+    return out
 
 
 def read_uploads(uploads: list[tuple[str, bytes]], shape: tuple[int, int, int], max_pixels: int) -> torch.Tensor:
@@ -380,5 +431,5 @@ def apply_limits(schema: dict, config, names: list[str] | None = None) -> dict:
     return schema
 
 
-__all__ = ["Detection", "ModelInfo", "ModelList", "SampleJson", "SampleRequest", "TestImages", "apply_limits",
-           "build_batchers", "error_responses", "in_worker", "router"]
+__all__ = ["Detection", "ModelInfo", "ModelList", "Provenance", "SampleJson", "SampleRequest", "TestImages", "apply_limits",
+           "build_batchers", "error_responses", "in_worker", "make_signer", "router"]

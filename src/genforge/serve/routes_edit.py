@@ -11,10 +11,13 @@ is serve/editing.py's `run_edit`, on the worker threads too.
 
 from __future__ import annotations
 
+import base64
+import io
 import threading
 from typing import Annotated, Any, Literal
 
 import torch
+from PIL import Image
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,10 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..edit.masks import box_mask
 from ..edit.operations import OPS, EditRequest, parse_target
 from ..errors import GenforgeError
+from ..report.grid import to_uint8
 from .editing import RESTARTS, SEARCH_STEPS, model_directions, run_edit, traverse_image
 from .errors import ApiError
-from .limits import image_png, read_image_upload
-from .routes_core import MAX_SEED, V1_ERRORS, check_count, error_responses, in_worker, resolve_label
+from .limits import b64, read_image_upload
+from .routes_core import MAX_SEED, V1_ERRORS, check_count, error_responses, in_worker, make_signer, resolve_label
 
 MAX_SEARCH_STEPS = 1000  # latent search's Adam steps per request, at most
 MAX_RESTARTS = 8
@@ -38,9 +42,12 @@ METHODS = Literal["slerp", "lerp", "sefa", "pca", "transport", "vector", "auto"]
 class EditResult(BaseModel):
     op: str
     images: list[str] = Field(description="the results as base64 PNGs, one per input (interpolate, directions: "
-                              "one strip per path, its frames left to right)")
-    inputs: list[str] = Field(description="the inputs at the model's size, base64 PNGs")
-    frames: list[list[str]] | None = Field(description="interpolate, directions: each path's frames (base64 PNGs)")
+                              "one strip per path, its frames left to right), each with a signed provenance "
+                              "manifest naming its input (genforge verify)")
+    inputs: list[str] = Field(description="the inputs at the model's size, base64 PNGs (not signed: the model did "
+                              "not make them)")
+    frames: list[list[str]] | None = Field(description="interpolate, directions: each path's frames (base64 PNGs, "
+                                           "signed)")
     gif: str | None = Field(description="interpolate, directions: the paths as an animated GIF (base64), "
                             "played forward then back")
     reads_before: list[str] | None = Field(description="the class the classifier reads in each input (null: no "
@@ -83,7 +90,7 @@ class TraverseRequest(BaseModel):
 
 
 SPAN = 3.0
-PNG_OK = {200: {"description": "one image",
+PNG_OK = {200: {"description": "one image, with a signed provenance manifest",
                 "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}}
 EVENTS_OK = {200: {"description": "server-sent events: `progress` events, then one named by the end state "
                    "(done, failed, cancelled) holding the whole job", "content": {
@@ -132,13 +139,35 @@ class EditForm:
 
 
 class Prepared:
-    """An edit ready to run: the editor, the images (uint8) and labels, and the params."""
+    """An edit ready to run: the editor, the images (uint8) and labels, the params, and the signer
+    of the PNGs it answers (provenance: each result names the edit and its input)."""
 
-    def __init__(self, editor, op: str, images: torch.Tensor, labels: torch.Tensor | None, params: dict):
+    def __init__(self, editor, op: str, images: torch.Tensor, labels: torch.Tensor | None, params: dict,
+                 signer=None):
         self.editor, self.op, self.images, self.labels, self.params = editor, op, images, labels, params
+        self.signer = signer
 
     def run(self, progress=None, cancelled=None) -> dict:
-        return run_edit(self.editor, self.op, self.images, self.labels, self.params, progress, cancelled)
+        result = run_edit(self.editor, self.op, self.images, self.labels, self.params, progress, cancelled)
+        return sign_result(result, self.signer) if self.signer is not None else result
+
+
+def sign_result(result: dict, signer) -> dict:
+    """The edit's answer with its made PNGs signed: each result with its own input's digest (for
+    interpolate and directions each strip and frame with all the inputs'); the inputs and the GIF
+    are left as they are."""
+    paths = result.get("frames") is not None
+    result["images"] = [_signed(text, signer, None if paths else i) for i, text in enumerate(result["images"])]
+    if paths:
+        result["frames"] = [[_signed(text, signer) for text in path] for path in result["frames"]]
+    return result
+
+
+def _signed(text: str, signer, index: int | None = None) -> str:
+    """A base64 PNG (made by editing.py) again, carrying the signer's manifest: the same pixels."""
+    with Image.open(io.BytesIO(base64.b64decode(text)), formats=["PNG"]) as image:
+        image.load()
+        return b64(signer.png_bytes(image, index))
 
 
 def _check_op(op: str) -> None:
@@ -189,7 +218,10 @@ async def prepare(request: Request, name: str, op: str, form: EditForm) -> Prepa
         data = await form.mask_file.read()
         params["mask"] = await in_worker(request, _read_mask, data, config.max_pixels, shape[1])
     editor = await in_worker(request, registry.editor, name)
-    return Prepared(editor, op, images, labels, params)
+    recorded = {**form.params, "mask": form.mask_file is not None and op == "inpaint",
+                "test_indices": form.test_indices}
+    signer = await in_worker(request, make_signer, request, model, f"edit:{op}", recorded, images)
+    return Prepared(editor, op, images, labels, params, signer)
 
 
 def _test_images(registry, name: str, text: str, request: Request) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -283,8 +315,11 @@ async def traverse(request: Request, name: str, body: TraverseRequest) -> Respon
     if len(body.offsets) > len(found["directions"]):
         raise ApiError(422, f"offsets: model {name!r} has {len(found['directions'])} directions, got "
                        f"{len(body.offsets)} offsets", "offsets")
-    image = await in_worker(request, lambda: image_png(
-        traverse_image(model, found, body.seed, label, body.offsets, body.temperature)))
+    params = {"seed": body.seed, "label": label, "offsets": body.offsets, "temperature": body.temperature,
+              "method": found["method"]}
+    signer = await in_worker(request, make_signer, request, model, "traverse", params)
+    image = await in_worker(request, lambda: signer.png_bytes(to_uint8(
+        traverse_image(model, found, body.seed, label, body.offsets, body.temperature)[None])[0]))
     return Response(image, media_type="image/png", headers={"X-Seed": str(body.seed)})
 
 

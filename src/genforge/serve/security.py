@@ -64,16 +64,32 @@ def foreign_origin(headers: Headers, allowed: list[str]) -> str | None:
     return None
 
 
-class SecurityMiddleware:
-    """403 for a state-changing request from another origin's page; 401 without the key."""
+def host_name(headers: Headers) -> str:
+    """The name a request is addressed to, from its Host header, without the port ("" if none)."""
+    try:
+        return urlsplit("//" + headers.get("host", "")).hostname or ""
+    except ValueError:  # a malformed header such as "[::1"
+        return ""
 
-    def __init__(self, app: ASGIApp, api_key: str | None, cors_origins: list[str]):
-        self.app, self.api_key, self.cors_origins = app, api_key, list(cors_origins)
+
+class SecurityMiddleware:
+    """403 for a request addressed to a name this server does not answer to (DNS rebinding), and
+    for a state-changing request from another origin's page; 401 without the key."""
+
+    def __init__(self, app: ASGIApp, api_key: str | None, cors_origins: list[str],
+                 hosts: tuple[str, ...] | None = None):
+        self.app, self.api_key, self.cors_origins, self.hosts = app, api_key, list(cors_origins), hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
+        if self.hosts is not None and host_name(headers) not in self.hosts:
+            message = (f"refused a request addressed to {host_name(headers) or 'no host'!r}: without an API key this "
+                       f"server answers only requests to {', '.join(self.hosts)} (start it with --allowed-host NAME "
+                       "to answer another name)")
+            body = error_body(403, message, "host")
+            return await JSONResponse(body, 403, headers=HEADERS)(scope, receive, send)
         if scope["method"] not in SAFE_METHODS:
             origin = foreign_origin(headers, self.cors_origins)
             if origin is not None:
@@ -97,4 +113,4 @@ class SecurityMiddleware:
         await self.app(scope, receive, guarded)
 
 
-__all__ = ["SecurityMiddleware", "foreign_origin", "given_key", "key_matches", "needs_key"]
+__all__ = ["SecurityMiddleware", "foreign_origin", "given_key", "host_name", "key_matches", "needs_key"]
