@@ -90,6 +90,7 @@ def skeleton(line: str) -> str:
     line = re.sub(r";? ?soft: [^;)]*", "", line)  # the soft note depends on the images judged
     line = re.sub(r"\s*\(\s*\)", "", line)
     line = re.sub(r"\b(generated/edited|real)\b", "VERDICT", line)
+    line = re.sub(r"\bkey [0-9a-f]{16}\b", "key KEY", line)  # each machine signs with its own key
     line = re.sub(r"\b(fp32|bf16)\b", "PRECISION", line)
     line = re.sub(r"-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?|\bnan\b|\binf\b", "#", line)
     return " ".join(line.split())
