@@ -132,11 +132,11 @@ def test_torchrun_trains_a_gan_and_resumes_it_on_two_ranks(tmp_path, mnist_train
     run = tmp_path / "cgan"
     args = ["-m", "genforge", "train", "--model", "cgan", "--dataset", "mnist", "--log-every", 5,
             "--batch-size", 16, "--out", run, "--no-progress"]
-    done = torchrun(*args, "--steps", 10, "--eval-every", 5, "--eval-n", 200)
+    done = torchrun(*args, "--steps", 10, "--eval-every", 10, "--eval-n", 200)
     assert done.returncode == 0, done.stderr[-2000:]
     # each rank sampled and embedded 100, rank 0 gathered the features and wrote the metrics once
     evals = [json.loads(line) for line in (run / "evals.jsonl").read_text().splitlines()]
-    assert [e["step"] for e in evals] == [5, 10]
+    assert [e["step"] for e in evals] == [10]
     assert all(e["n_fake"] == 200 and 0 < e["fid"] < float("inf") for e in evals)
     first = read_safetensors(run / "checkpoint.safetensors")[0]
     done = torchrun(*args, "--steps", 15, "--resume")
