@@ -16,9 +16,10 @@ import sys
 from ..errors import GenforgeError, TrainingInterrupted
 from . import data, detect, edit, info, prior, sample, serve, train
 from . import keys, verify  # provenance: the signing key, and reading signed images
+from . import watermark  # provenance: a learned watermark in the pixels, keys in models
 from . import eval as eval_  # the module is named after its command
 
-COMMANDS = [data, train, prior, sample, eval_, edit, detect, serve, info, keys, verify]
+COMMANDS = [data, train, prior, sample, eval_, edit, detect, serve, info, keys, verify, watermark]
 
 
 class Parser(argparse.ArgumentParser):
