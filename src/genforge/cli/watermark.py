@@ -74,11 +74,11 @@ def add_parser(sub) -> None:
     f.add_argument("--mark", required=True, help="the watermark directory whose extractor reads the key")
     f.add_argument("--key", required=True, help="the key its samples will carry, in hex")
     f.add_argument("--out", required=True, help="the new run directory (new or empty)")
-    f.add_argument("--steps", type=positive_int, default=1000, help="fine-tuning steps (default 1000)")
+    f.add_argument("--steps", type=positive_int, default=2000, help="fine-tuning steps (default 2000)")
     f.add_argument("--batch-size", type=positive_int, default=32, help="samples per step (default 32)")
     f.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default 1e-3)")
-    f.add_argument("--keep-weight", type=positive_float, default=100.0, help="how much staying close to the "
-                   "original model's samples counts against carrying the key (default 100)")
+    f.add_argument("--keep-weight", type=positive_float, default=300.0, help="how much staying close to the "
+                   "original model's samples counts against carrying the key (default 300)")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.set_defaults(run=finetune)

@@ -63,8 +63,8 @@ def key_accuracy(model, mark, key: str, n: int = MEASURE_N, seed: int = MEASURE_
             "tpr": round(float((agreed >= threshold(mark.bits, fpr)).float().mean()), 4), "samples": n}
 
 
-def finetune_run(run_dir: str | Path, mark_dir: str | Path, key: str, out: str | Path, steps: int = 1000,
-                 batch_size: int = 32, lr: float = 1e-3, keep_weight: float = 100.0, seed: int = 0,
+def finetune_run(run_dir: str | Path, mark_dir: str | Path, key: str, out: str | Path, steps: int = 2000,
+                 batch_size: int = 32, lr: float = 1e-3, keep_weight: float = 300.0, seed: int = 0,
                  progress=None) -> dict:
     """Fine-tunes a copy of the model of `run_dir` so its samples carry `key` for the watermark of
     `mark_dir`; writes the new run to `out` and returns what was measured (bit accuracy and
