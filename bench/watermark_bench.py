@@ -2,8 +2,8 @@
 false positives on real images, and what marking costs the image (PSNR).
 
     python bench/watermark_bench.py [--datasets mnist,fashion-mnist,emoji-32] [--minutes 30] [--marked 2000]
-        [--real 10000] [--regenerate NAME=RUN_DIR] [--finetune NAME=RUN_DIR] [--fid-n 10000] [--threads T]
-        [--nice N] [--out bench/out/watermark] [--write-md BENCHMARKS.md]
+        [--real 10000] [--regenerate NAME=RUN_DIR] [--finetune NAME=RUN_DIR] [--fid-n 10000]
+        [--finetune-steps N] [--threads T] [--nice N] [--out bench/out/watermark] [--write-md BENCHMARKS.md]
 
 For each data set (`emoji-32` is emoji at 32x32, `emoji` its own 64x64) a watermark is trained
 through the CLI (`genforge watermark train --minutes M`, the library's default settings, bits
@@ -189,7 +189,7 @@ def measure_one(name: str, mark_dir: Path, marked_n: int, real_n: int, seed: int
     return result
 
 
-def keyed_model(name: str, mark_dir: Path, run: str, out: Path, n: int, seed: int) -> dict:
+def keyed_model(name: str, mark_dir: Path, run: str, out: Path, n: int, seed: int, steps: int | None) -> dict:
     """A key in the model (`genforge watermark finetune`, the library's defaults) and its cost: FID,
     precision and recall of n samples (the shipped feature network, against the test split) of the
     original model, of the same samples marked by the embedder, and of the fine-tuned model from the
@@ -201,7 +201,8 @@ def keyed_model(name: str, mark_dir: Path, run: str, out: Path, n: int, seed: in
     keyed_dir = out / f"{name}-keyed"
     if not (keyed_dir / "config.json").exists():
         print(f"fine-tuning {run} with the {name} watermark", flush=True)
-        finetune_run(run, mark_dir, random_key(load_watermark(mark_dir).bits), keyed_dir, seed=seed)
+        finetune_run(run, mark_dir, random_key(load_watermark(mark_dir).bits), keyed_dir, seed=seed,
+                     **({"steps": steps} if steps else {}))
     tuned = json.loads((keyed_dir / "config.json").read_text())["watermark"]
     dataset = json.loads((Path(run) / "config.json").read_text())["data"]["dataset"]
     original, keyed = genforge.load(run), genforge.load(keyed_dir)
@@ -301,6 +302,7 @@ def main() -> None:
                    help="a trained run of NAME's data and size to key with `watermark finetune` and measure "
                    "(FID before and after); repeat")
     p.add_argument("--fid-n", type=int, default=10000, help="samples for the FIDs of --finetune")
+    p.add_argument("--finetune-steps", type=int, help="steps of --finetune (default: the library's, 2000)")
     p.add_argument("--write-md", type=Path)
     args = p.parse_args()
     if args.threads:
@@ -313,7 +315,8 @@ def main() -> None:
         mark = train(name, args.minutes, args.out, args.seed, args.nice, args.threads)
         result = measure_one(name, mark, args.marked, args.real, args.seed, regenerate.get(name))
         if name in finetune:
-            result["keyed_model"] = keyed_model(name, mark, finetune[name], args.out, args.fid_n, args.seed)
+            result["keyed_model"] = keyed_model(name, mark, finetune[name], args.out, args.fid_n, args.seed,
+                                                args.finetune_steps)
         (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
         print(json.dumps({k: result[k] for k in ("name", "bits", "psnr_db", *ATTACKS, "real", "attacker",
                                                  "keyed_model") if k in result}), flush=True)

@@ -226,5 +226,5 @@ def finetune(args) -> int:
     before, after = result["before"], result["after"]
     print(f"wrote {args.out}: bit accuracy of {after['samples']} samples {before['bit_accuracy']:.3f} before, "
           f"{after['bit_accuracy']:.3f} after; read as marked (FPR 1e-6) {before['tpr']:.2f} before, "
-          f"{after['tpr']:.2f} after; mean squared change {result['final_mse_to_original']:.2g}")
+          f"{after['tpr']:.2f} after; new samples {result['psnr_to_original_db']} dB PSNR from the old")
     return 0

@@ -38,7 +38,7 @@ from .train import image_distance
 
 COPIED = ("config.json", "prior.safetensors", "prior.json", "metrics.jsonl", "evals.jsonl", "events.jsonl")
 MEASURE_N = 256  # samples the bit accuracy is measured on, from codes fine-tuning never saw
-MEASURE_SEED = 1_000_003
+MEASURE_SEED = 2 ** 40 + 17  # tuning draws its codes with seeds seed * 1_000_000 + step, far below
 
 
 def _tuned_parameters(module: torch.nn.Module, z: torch.Tensor, labels) -> list[torch.nn.Parameter]:
@@ -67,8 +67,10 @@ def finetune_run(run_dir: str | Path, mark_dir: str | Path, key: str, out: str |
                  batch_size: int = 32, lr: float = 1e-3, keep_weight: float = 300.0, seed: int = 0,
                  progress=None) -> dict:
     """Fine-tunes a copy of the model of `run_dir` so its samples carry `key` for the watermark of
-    `mark_dir`; writes the new run to `out` and returns what was measured (bit accuracy and
-    true-positive rate of its samples before and after, and their mean squared change)."""
+    `mark_dir`; writes the new run to `out` and returns what was measured on 256 samples from codes
+    the tuning never drew: bit accuracy and true-positive rate before and after (`before`,
+    `after`), and how far the new samples are from the old ones (`change`: the mean squared
+    difference, colour weighted as in training; `psnr_to_original_db`)."""
     from ... import api
     mark = load_watermark(mark_dir)
     key = check_key(key, mark.bits)
@@ -85,6 +87,7 @@ def finetune_run(run_dir: str | Path, mark_dir: str | Path, key: str, out: str |
         raise GenforgeError(f"the watermark marks {c}x{h}x{w} images but the model makes {mc}x{mh}x{mw}; "
                             "train a watermark on the model's data set and size")
     before = key_accuracy(model, mark, key)
+    reference = model.sample(MEASURE_N, seed=MEASURE_SEED)
     module = model.module
     frozen = copy.deepcopy(module).eval().requires_grad_(False)
     mark.extractor.requires_grad_(False)
@@ -98,7 +101,6 @@ def finetune_run(run_dir: str | Path, mark_dir: str | Path, key: str, out: str |
     target = key_to_bits(key, mark.bits)
     distortions = list(TRAINING)
     started = time.perf_counter()
-    change = 0.0
     for step in range(steps):
         z, labels = model.draw(batch_size, seed=seed * 1_000_000 + step)
         z = z.to(module.device)
@@ -117,17 +119,18 @@ def finetune_run(run_dir: str | Path, mark_dir: str | Path, key: str, out: str |
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        change = float(keep.detach())
         if not math.isfinite(float(loss.detach())):
             raise GenforgeError(f"watermark fine-tuning diverged at step {step + 1}; try a lower --lr")
         if progress is not None and ((step + 1) % 50 == 0 or step + 1 == steps):
-            progress(step + 1, (step + 1) / steps, {"key": float(key_loss.detach()), "keep": change})
+            progress(step + 1, (step + 1) / steps, {"key": float(key_loss.detach()), "keep": float(keep.detach())})
     module.requires_grad_(False).eval()
     after = key_accuracy(model, mark, key)
+    change = float(image_distance(model.sample(MEASURE_N, seed=MEASURE_SEED), reference))
     result = {"key": key, "mark": str(Path(mark.path).resolve()) if mark.path else None, "steps": steps,
               "batch_size": batch_size, "lr": lr, "keep_weight": keep_weight, "seed": seed,
               "seconds": round(time.perf_counter() - started, 1), "before": before, "after": after,
-              "final_mse_to_original": round(change, 6)}
+              "change": round(change, 6),
+              "psnr_to_original_db": round(-10 * math.log10(max(change, 1e-12)), 2)}
     _write_run(RunDir(run_dir), out, module, result)
     return result
 

@@ -13,7 +13,6 @@ rate falls along a cosine to the end.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,8 +28,6 @@ from .distortions import TRAINING, apply_training, quantise
 from .evaluate import measure
 from .nets import Embedder, Extractor, MarkConfig
 from .store import load_watermark, save_watermark
-
-log = logging.getLogger("genforge.watermark")
 
 DEFAULT_MINUTES = 30.0  # `genforge watermark train` without --minutes or --steps
 
