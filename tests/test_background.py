@@ -28,7 +28,11 @@ HALF = (4, 4)  # inside the half-transparent (alpha 128) red square
 
 @pytest.fixture
 def emoji_dir(tmp_path, monkeypatch):
-    root = tmp_path / "data"
+    return install_stand_in_emoji(tmp_path / "data", monkeypatch)
+
+
+def install_stand_in_emoji(root, monkeypatch):
+    """The stand-in packages where the lookup order finds them (root/emoji, GENFORGE_DATA=root)."""
     for vendor, data in TARBALLS.items():
         monkeypatch.setitem(VENDORS, vendor, Vendor(VENDORS[vendor].package, VENDORS[vendor].licence, True,
                                                     _sri(data)))

@@ -172,11 +172,12 @@ def _wait_for(path, timeout=60, nonempty=False):
         time.sleep(0.1)
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])  # SIGTERM: what torchrun and schedulers send
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path, sig):
     proc = _train_in_background(tmp_path)
     _wait_for(tmp_path / "checkpoint.safetensors")
     time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "interrupted at step" in err and "--resume" in err and "Traceback" not in err

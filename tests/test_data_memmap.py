@@ -21,11 +21,10 @@ import pytest
 import torch
 
 from genforge.data import emoji, load_dataset, load_split, registry
-from genforge.data.emoji import VENDORS, Vendor, tarball_path
 from genforge.data.idx import write_idx
 from test_celeba import expected, write_zip
 from test_cifar import C10, cifar10_archive, planes, use_archive
-from test_emoji import TARBALLS, _sri  # the stand-in packages and their hashes
+from test_background import install_stand_in_emoji
 
 pytestmark = [
     pytest.mark.usefixtures("isolated_data"),  # conftest.py: no cache, network or Debian root
@@ -69,15 +68,7 @@ def cifar_dir(tmp_path, monkeypatch):
 @pytest.fixture
 def emoji_dir(tmp_path, monkeypatch):
     """The stand-in packages where the lookup order finds them (GENFORGE_DATA/emoji)."""
-    root = tmp_path / "data"
-    for vendor, data in TARBALLS.items():
-        monkeypatch.setitem(VENDORS, vendor, Vendor(VENDORS[vendor].package, VENDORS[vendor].licence, True,
-                                                    _sri(data)))
-        path = tarball_path(root / "emoji", vendor)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    monkeypatch.setenv("GENFORGE_DATA", str(root))
-    return root / "emoji"
+    return install_stand_in_emoji(tmp_path / "data", monkeypatch) / "emoji"
 
 
 def emoji_cache(folder: Path, split: str) -> Path:
