@@ -67,7 +67,7 @@ def test_a_sampled_png_verifies_as_signed_by_this_key_with_model_and_op(tiny_run
                                "weights_sha256": weights}
     assert result["operation"] == "sample"
     assert result["parameters"] == {"n": 4, "seed": 3, "label": None, "prior": "none", "temperature": 1.0,
-                                    "grid": True}
+                                    "grid": True, "watermark": False}
     assert result["created"].endswith("Z") and result["created"][:2] == "20"
     manifest = json.loads(chunk_text(signed_grid))["manifest"]
     assert manifest["tool"] == "genforge" and manifest["version"] and manifest["public_key"]

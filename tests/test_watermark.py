@@ -235,3 +235,67 @@ def test_a_colour_watermark_reads_other_sizes_and_modes(tmp_path):
     assert r["p_value"] == pytest.approx(min(1.0, 9 * p_value(r["bits_agree"], 48)))
     with pytest.raises(GenforgeError, match="too small to read a watermark"):
         read_marks(torch.rand(1, 3, 6, 6), tmp_path)
+
+
+def test_sample_and_edit_embed_the_key_and_verify_and_detect_read_it(mark, tiny_run, serve_runs, digits, tmp_path,
+                                                                     capsys):
+    """Both layers end to end: the signed manifest goes with a re-encode, the watermark stays."""
+    watermark = ["--watermark", str(mark.path), "--watermark-key", KEY]
+    # sampling: each PNG holds exactly the model's sample with the key embedded (the 2-step model's
+    # samples are grey blurs, not digits, so this tiny watermark's reading is checked on edits below)
+    assert main(["sample", str(tiny_run), "--n", "4", "--out", str(tmp_path / "sampled"), *watermark]) == 0
+    expected = embed(genforge.load(tiny_run).sample(4, seed=0), mark, KEY).mul(255).round().byte()
+    written = sorted((tmp_path / "sampled").iterdir())
+    assert all(np.array_equal(np.asarray(Image.open(f)), expected[i, 0].numpy()) for i, f in enumerate(written))
+    # editing: an inpainted box in real digits; the results carry the key, the real digits do not
+    assert main(["edit", str(tiny_run), "--input", "mnist:test:0-5", "--op", "inpaint", "--box", "11,11,17,17",
+                 "--out", str(tmp_path / "edited"), "--no-progress", "--search-steps", "2", "--restarts", "1",
+                 *watermark]) == 0
+    (tmp_path / "plain").mkdir()
+    for i in range(6):
+        Image.fromarray(digits[i, 0].mul(255).round().byte().numpy()).save(tmp_path / "plain" / f"{i}.png")
+    Image.open(sorted((tmp_path / "edited").iterdir())[0]).save(tmp_path / "copy.jpg", quality=90)
+    capsys.readouterr()
+    assert main(["verify", str(tmp_path / "sampled"), str(tmp_path / "edited"), str(tmp_path / "plain"),
+                 str(tmp_path / "copy.jpg"), "--watermark", str(mark.path), "--watermark-key", KEY, "--json"]) == 0
+    results = {r["image"]: r for r in json.loads(capsys.readouterr().out)["images"]}
+    edited = [r for name, r in results.items() if "/edited/" in name]
+    assert len(edited) == 6 and sum(r["watermark"]["marked"] for r in edited) >= 5, edited
+    assert all(r["status"] == "signed" and r["parameters"]["watermark"] is True for r in edited)
+    assert not any(r["watermark"]["marked"] for name, r in results.items() if "/plain/" in name)
+    copy = results[str(tmp_path / "copy.jpg")]
+    assert copy["status"] == "none" and copy["watermark"]["marked"]  # the manifest is gone, the key is not
+    sampled = next(r for name, r in results.items() if "/sampled/" in name)
+    assert sampled["status"] == "signed" and sampled["parameters"]["watermark"] is True
+    # the lines: each image with its reading, and a count
+    assert main(["verify", str(tmp_path / "copy.jpg"), "--watermark", str(mark.path), "--watermark-key", KEY]) == 0
+    out = capsys.readouterr().out
+    assert f"; watermark {KEY} (" in out and "1 of 1 carry its key" in out
+    # detect reads it too, beside the detector's verdict, in the line and the JSON
+    assert main(["detect", str(serve_runs["detector"]), str(tmp_path / "copy.jpg"), str(tmp_path / "plain"),
+                 "--watermark", str(mark.path), "--watermark-key", KEY, "--json", str(tmp_path / "d.json")]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if "copy.jpg" in line)
+    assert f"watermark {KEY} (" in line and "1 of 7 carry its key" in out
+    verdicts = json.loads((tmp_path / "d.json").read_text())["images"]
+    assert [v["watermark"]["marked"] for v in verdicts] == [True] + [False] * 6
+
+
+def test_watermark_flags_are_checked_before_any_work(mark, tiny_run, tmp_path, capsys):
+    line = error_line(capsys, "sample", tiny_run, "--n", "2", "--out", tmp_path / "s", "--watermark-key", KEY)
+    assert line == "genforge: error: --watermark-key is the key to embed: give the watermark too (--watermark DIR)"
+    line = error_line(capsys, "sample", tiny_run, "--n", "2", "--out", tmp_path / "s", "--watermark", tmp_path)
+    assert "is not a watermark directory" in line
+    from genforge.provenance.watermark.nets import Embedder, Extractor, MarkConfig
+    from genforge.provenance.watermark.store import save_watermark
+    colour = MarkConfig(image_shape=(3, 32, 32), bits=8, width=4)  # untrained: only its shape matters here
+    save_watermark(tmp_path / "colour", Embedder(colour), Extractor(colour), "ab", {})
+    line = error_line(capsys, "sample", tiny_run, "--n", "2", "--out", tmp_path / "s", "--watermark", tmp_path / "colour")
+    assert line == (f"genforge: error: --watermark {tmp_path / 'colour'} marks 3x32x32 images (channels x height x "
+                    "width); this model makes 1x28x28")
+    line = error_line(capsys, "edit", tiny_run, "--input", "mnist:test:0-1", "--op", "reconstruct", "--out",
+                      tmp_path / "e", "--watermark", mark.path, "--watermark-key", "abc")
+    assert "has 3 hex digits" in line
+    line = error_line(capsys, "verify", tmp_path / "nothing.png", "--watermark-key", KEY)
+    assert "give the watermark too" in line
+    assert not (tmp_path / "s").exists()

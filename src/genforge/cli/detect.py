@@ -1,7 +1,7 @@
 """`genforge detect`: judge images with a trained detector, or train one.
 
     genforge detect DET_DIR IMAGE_OR_FOLDER_OR_SLICE... [--json FILE] [--heatmap DIR] [--sheet FILE.png]
-                    [--threshold T] [--device D]
+                    [--threshold T] [--watermark MARK_DIR [--watermark-key HEX]] [--device D]
     genforge detect train --real DATA --fake RUN_DIR... --out DET_DIR [--steps N | --minutes M] [--device D]
 """
 
@@ -20,7 +20,7 @@ from ..errors import GenforgeError
 from ..train.precision import DEFAULT_PRECISION, PRECISIONS
 
 SOFT_NOTE = "soft: blurred or resized? the verdict is weak"
-JUDGE_ONLY = ("json", "heatmap", "sheet", "threshold")
+JUDGE_ONLY = ("json", "heatmap", "sheet", "threshold", "watermark", "watermark_key")
 TRAIN_ONLY = ("real", "fake", "out", "steps", "minutes", "edit_weight", "edit_truth", "self_blend", "precision",
               "augment")
 
@@ -45,6 +45,9 @@ def add_parser(sub) -> None:
                    "generated or edited first (up to 64)")
     p.add_argument("--threshold", type=probability, help="probability above which an image is called generated "
                    "or edited (default: the detector's own)")
+    p.add_argument("--watermark", metavar="MARK_DIR", help="also read the watermark of this directory in each "
+                   "image's pixels: the key found and its p-value (marked at a false-positive rate of 1e-6)")
+    p.add_argument("--watermark-key", metavar="HEX", help="the key to test for (default: the watermark's own)")
     p.add_argument("--device", type=device_name, default="cpu", help="where the detector runs (and trains): "
                    "cpu, cuda or cuda:N")
     train = p.add_argument_group("train")
@@ -138,7 +141,15 @@ def judge(args) -> int:
     from ..report.grid import save_png
     if not args.inputs:
         raise GenforgeError(f"give images to judge: genforge detect {args.target} IMAGE_OR_FOLDER...")
+    if args.watermark_key and not args.watermark:
+        raise GenforgeError("--watermark-key tests a key in the pixels: give the watermark too (--watermark DIR)")
     detector, card = load_detector(args.target, args.device)
+    mark = None
+    if args.watermark:
+        from ..provenance.watermark import check_key, load_watermark
+        mark = load_watermark(args.watermark)
+        if args.watermark_key:
+            check_key(args.watermark_key, mark.bits)
     threshold = card["threshold"] if args.threshold is None else args.threshold
     trained_on = card.get("training", {}).get("real", "")
     items, sources = [], []
@@ -155,16 +166,18 @@ def judge(args) -> int:
                             f"first: {items[0].name}: {items[0].error}")
     images = torch.stack([item.image for item in readable])
     probs, maps = detector.predict(images)
+    marks = watermarks_of(readable, mark, args.watermark_key) if mark else [None] * len(readable)
     # Cards written before the softness floor existed say nothing about it (None in the JSON).
     floor = card.get("softness", {}).get("sharpness_floor")
     soft = is_soft(images, floor).tolist() if floor is not None else [None] * len(readable)
     verdicts = []
     print(f"probability that the image is generated or edited (verdict at threshold {threshold:g}):")
-    for item, p, s, signed in zip(readable, probs.tolist(), soft, provenance):
+    for item, p, s, signed, marked in zip(readable, probs.tolist(), soft, provenance, marks):
         verdict = "generated/edited" if p >= threshold else "real"
         verdicts.append({"image": item.name, "probability": p, "verdict": verdict, "soft": s, "note": item.note,
-                         "provenance": signed})
-        notes = [n for n in (item.note, SOFT_NOTE if s else "", provenance_note(signed)) if n]
+                         "provenance": signed} | ({"watermark": marked} if marked else {}))
+        notes = [n for n in (item.note, SOFT_NOTE if s else "", provenance_note(signed),
+                             watermark_note(marked)) if n]
         print(f"{p:7.4f}  {verdict:16s}  {item.name}" + (f"  ({'; '.join(notes)})" if notes else ""))
     for item in items:
         if item.error:
@@ -172,6 +185,9 @@ def judge(args) -> int:
     flagged = sum(v["verdict"] != "real" for v in verdicts)
     print(f"{len(readable)} judged: {flagged} generated/edited, {len(readable) - flagged} real"
           + (f"; {len(items) - len(readable)} unreadable" if len(readable) < len(items) else ""))
+    if mark:
+        found = sum(bool(m["marked"]) for m in marks)
+        print(f"watermark {args.watermark}: {found} of {len(readable)} carry its key at a false-positive rate of 1e-6")
     if any(soft):
         print(f"{sum(map(bool, soft))} look blurred or resized (softer than "
               f"{1 - card['softness']['quantile']:.0%} of the detector's real training images): its verdicts "
@@ -217,6 +233,24 @@ def provenance_of(files: list[Path | None]) -> list[dict]:
         except GenforgeError as e:  # read by the detector, so this is rare; never stops the judging
             out.append(unsigned(f"the manifest could not be read ({e})"))
     return out
+
+
+def watermarks_of(items, mark, key: str | None) -> list[dict]:
+    """The watermark reading of each image's own pixels as read (not the detector's resized copy):
+    provenance/watermark/read.py."""
+    from ..provenance.watermark import read_marks
+    from ..provenance.watermark.files import to_tensor
+    # grey <-> RGB is converted by the reader as data sets convert it
+    return [read_marks(to_tensor(item.original) if item.original is not None else item.image[None], mark, key)[0]
+            for item in items]
+
+
+def watermark_note(result: dict | None) -> str:
+    """"watermark KEY (46/48 bits, p = 1e-12)" for a marked image; nothing otherwise (most images)."""
+    if not result or not result["marked"]:
+        return ""
+    from ..provenance.watermark import describe
+    return describe(result)
 
 
 def provenance_note(result: dict) -> str:

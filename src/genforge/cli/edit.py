@@ -10,7 +10,7 @@ import torch
 from ..edit.operations import OPS, PATH_OPS
 from ..errors import GenforgeError
 from ..output_paths import FOLDER
-from .sample import check_signing
+from .sample import add_watermark_flags, check_signing, watermark_for
 
 ROW = 16  # images per row of a comparison picture
 
@@ -80,6 +80,7 @@ def add_parser(sub) -> None:
                    "(signed by default with this machine's key: genforge keys, genforge verify)")
     p.add_argument("--c2pa", action="store_true", help="also add C2PA content credentials, signed by a certificate "
                    "chain made on this machine (needs pip install 'genforge[c2pa]'; about 3 KB per PNG)")
+    add_watermark_flags(p, "edited image (the results, not the inputs shown beside them)")
     p.set_defaults(run=run)
 
 
@@ -98,6 +99,7 @@ def run(args) -> int:
     if args.candidates is not None:
         search.candidates = args.candidates
     model = api.load(args.run_dir, args.device)
+    mark = watermark_for(args, model.image_shape)
     editor = Editor(model, search,
                     progress=not args.no_progress, seed=args.seed, hybrid=args.hybrid, detector=detector,
                     fitted_prior=args.search_prior == "fitted", neighbours=args.neighbours or 0)
@@ -106,9 +108,12 @@ def run(args) -> int:
     signer = None  # made before the edit: a key that cannot be made stops it before the work
     if not args.no_sign and kind in (".png", FOLDER):  # a .gif or an .npz has no place for a manifest
         from ..provenance import signer_for
-        signer = signer_for(model, f"edit:{args.op}", edit_parameters(args), inputs=images.images,
-                            c2pa=args.c2pa)
+        signer = signer_for(model, f"edit:{args.op}", {**edit_parameters(args), "watermark": mark is not None},
+                            inputs=images.images, c2pa=args.c2pa)
     outcome = run_edit_request(editor, images, edit_request(args))
+    if mark is not None:  # after the classifier's and the detector's readings, which saw the unmarked results
+        outcome.results = mark(outcome.results) if outcome.results is not None else None
+        outcome.frames = mark(outcome.frames.flatten(0, 1)).view_as(outcome.frames) if outcome.frames is not None else None
     summary = outcome.summary(write_outcome(args, outcome, signer))
     print(summary)
     if args.report:

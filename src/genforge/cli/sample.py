@@ -31,23 +31,54 @@ def add_parser(sub) -> None:
                    "(signed by default with this machine's key: genforge keys, genforge verify)")
     p.add_argument("--c2pa", action="store_true", help="also add C2PA content credentials, signed by a certificate "
                    "chain made on this machine (needs pip install 'genforge[c2pa]'; about 3 KB per PNG)")
+    add_watermark_flags(p, "sampled image")
     p.set_defaults(run=run)
+
+
+def add_watermark_flags(p, what: str) -> None:
+    p.add_argument("--watermark", metavar="MARK_DIR", help=f"embed this watermark's key (genforge watermark train) in "
+                   f"the pixels of each {what}: the mark that survives a re-encode, read by genforge verify "
+                   "--watermark")
+    p.add_argument("--watermark-key", metavar="HEX", help="the key to embed (default: the watermark's own)")
 
 
 def run(args) -> int:
     kind = check_images_path(args.out, args.grid, "--out")  # before any work: a path it cannot write is one line
     check_signing(args, kind != ".npz")
     model = api.load(args.run_dir, args.device)
+    mark = watermark_for(args, model.image_shape)
     signer = None
     if not args.no_sign and kind != ".npz":  # an .npz has no place for a manifest
         from ..provenance import signer_for
         prior = model.prior_kind if args.prior == "auto" else args.prior  # the prior actually drawn from
         signer = signer_for(model, "sample", {"n": args.n, "seed": args.seed, "label": args.label, "prior": prior,
-                                              "temperature": args.temperature, "grid": args.grid}, c2pa=args.c2pa)
+                                              "temperature": args.temperature, "grid": args.grid,
+                                              "watermark": mark is not None}, c2pa=args.c2pa)
     images = model.sample(args.n, seed=args.seed, labels=args.label, prior=args.prior, temperature=args.temperature)
+    if mark is not None:
+        images = mark(images)
     path = save_images(images, args.out, grid=args.grid, signer=signer)
     print(f"wrote {args.n} images to {path}")
     return 0
+
+
+def watermark_for(args, image_shape: tuple[int, int, int]):
+    """With --watermark: a function marking (N, C, H, W) images in [0, 1] with the key; the
+    watermark, its size and the key checked before any work. None without --watermark."""
+    from ..errors import GenforgeError
+    if args.watermark_key and not args.watermark:
+        raise GenforgeError("--watermark-key is the key to embed: give the watermark too (--watermark DIR)")
+    if not args.watermark:
+        return None
+    from ..provenance.watermark import check_key, embed, load_watermark
+    mark = load_watermark(args.watermark, "cpu")
+    if tuple(image_shape) != mark.image_shape:
+        raise GenforgeError(f"--watermark {args.watermark} marks {'x'.join(map(str, mark.image_shape))} images "
+                            f"(channels x height x width); this model makes {'x'.join(map(str, image_shape))}")
+    if args.watermark_key is None and mark.key is None:
+        raise GenforgeError(f"--watermark {args.watermark} has no key of its own; give one (--watermark-key HEX)")
+    key = check_key(args.watermark_key, mark.bits) if args.watermark_key else mark.key
+    return lambda images: embed(images.cpu(), mark, key).to(images.device)
 
 
 def check_signing(args, writes_png: bool) -> None:

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.folder import open_image, resize_square
+from ..data.folder import resize_square
 from ..errors import DataError
 from ..output_paths import FOLDER, check_output
+from ..provenance.watermark.files import open_picture as _open, read_picture, to_tensor as _tensor
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
@@ -135,25 +136,6 @@ def image_files(targets: list[str]) -> list[Path]:
         else:
             raise DataError(f"{path} does not exist")
     return files
-
-
-def _open(path: Path, channels: int) -> Image.Image:
-    try:
-        im, _ = open_image(path, channels)  # grey or RGB as the watermark's, transparency onto white
-    except Exception as e:  # Pillow signals a bad file with many exception types
-        raise DataError(f"{path} is not a readable image ({type(e).__name__}: {e})") from None
-    return im
-
-
-def _tensor(arr: np.ndarray) -> torch.Tensor:
-    """(H, W[, C]) uint8 -> (1, C, H, W) in [0, 1]."""
-    arr = arr.reshape(arr.shape[0], arr.shape[1], -1)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float() / 255
-
-
-def read_picture(path: Path, channels: int) -> torch.Tensor:
-    """One image file as (1, C, H, W) in [0, 1] at its own size, grey or RGB as the watermark's."""
-    return _tensor(np.asarray(_open(path, channels), dtype=np.uint8))
 
 
 def embed(args) -> int:

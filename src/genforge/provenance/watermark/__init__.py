@@ -4,6 +4,7 @@
     train_watermark("mnist", "marks/mnist", bits=32, minutes=30)
     marked = embed(images, "marks/mnist", key="0123abcd")      # (N, C, H, W) in [0, 1]
     read_marks(marked, "marks/mnist", key="0123abcd")           # [{"key", "matches", "bits_agree", ...}]
+    read_files(["a.png", "b.jpg"], "marks/mnist")                # the same, of image files
 
 One idea per module: bits (hex keys), jpeg (the real codec and a differentiable stand-in),
 distortions (what a shared image meets), nets (embedder and extractor), store (the watermark
@@ -12,10 +13,10 @@ evaluate (bit accuracy, TPR at an FPR, PSNR), finetune (a key in a model's gener
 """
 
 from .bits import bits_to_key, check_key, key_to_bits, random_key
-from .read import DEFAULT_FPR, embed, p_value, read_marks, threshold
+from .read import DEFAULT_FPR, describe, embed, p_value, read_files, read_marks, threshold
 from .store import Watermark, load_watermark
 from .train import MarkTraining, train_watermark
 from .nets import MarkConfig
 
-__all__ = ["read_marks", "embed", "p_value", "threshold", "DEFAULT_FPR", "train_watermark", "MarkTraining",
+__all__ = ["read_marks", "read_files", "describe", "embed", "p_value", "threshold", "DEFAULT_FPR", "train_watermark", "MarkTraining",
            "MarkConfig", "Watermark", "load_watermark", "check_key", "key_to_bits", "bits_to_key", "random_key"]

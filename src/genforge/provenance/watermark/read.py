@@ -169,3 +169,31 @@ def embed_bits(images: torch.Tensor, mark: Watermark, bits: torch.Tensor) -> tor
             marked = chunk + mark.embedder(chunk, bits[i:i + BATCH].to(device))
             out.append(marked.clamp(0, 1).mul(255).round().div(255).cpu())
     return torch.cat(out)
+
+
+def read_files(paths: list[str | Path], mark_dir: str | Path | Watermark, key: str | None = None,
+               fpr: float = DEFAULT_FPR) -> list[dict]:
+    """`read_marks` of each image file at its own size (grey or RGB as the watermark's,
+    transparency composited onto white); a file that cannot be read gets {"error": why} instead."""
+    from .files import read_picture
+    mark = load_watermark(mark_dir)
+    out = []
+    for path in paths:
+        try:
+            picture = read_picture(Path(path), mark.image_shape[0])
+        except GenforgeError as e:
+            out.append({"error": str(e)})
+            continue
+        out.append(read_marks(picture, mark, key, fpr)[0])
+    return out
+
+
+def describe(result: dict) -> str:
+    """A reading in words: "watermark KEY (41/48 bits, p = 2e-09)", "no watermark (p = 0.3)",
+    or the key read where there was no key to compare with."""
+    if "error" in result:
+        return f"watermark not read: {result['error']}"
+    if result["matches"] is None:
+        return f"watermark read {result['key']} (no key to compare with)"
+    agree = f"{result['bits_agree']}/{result['bits']} bits, p = {result['p_value']:.2g}"
+    return f"watermark {result['matches']} ({agree})" if result["marked"] else f"no watermark ({agree})"
