@@ -15,7 +15,7 @@ HEADING = re.compile(r"^(#{1,6}) (.+)$", re.M)
 LINK = re.compile(r"\[([^\]]+)\]\(#([^)\s]+)\)")
 # The blocks the summary tables and the README cite; each comes from a bench script. The summary
 # may cite only blocks listed here, so a block that disappears with its summary row is caught too.
-CITED = ("throughput", "throughput-cuda", "colour-throughput", "serve-load", "distributed-cpu", "eval-speed", "eval-speed-emoji", "families:emoji-32",
+CITED = ("throughput", "watermark", "throughput-cuda", "colour-throughput", "serve-load", "distributed-cpu", "eval-speed", "eval-speed-emoji", "families:emoji-32",
          "families:emoji-64", "colour-edit:emoji", "detect:emoji-32", "race:mnist", "race:fashion-mnist",
          "families:mnist", "families:fashion-mnist", "recall-ceiling:cvae-gan-fashion-mnist",
          "edit:beta-vae-mnist", "edit:cvae-mnist", "edit:cgan-mnist", "edit:sngan-mnist",
@@ -26,7 +26,7 @@ CITED = ("throughput", "throughput-cuda", "colour-throughput", "serve-load", "di
          "prior-sweep:gmm-max-codes", "prior-sweep:families-32-dim-codes",
          "prior-sweep:cvae-gan-lat128-fashion-mnist")
 # One summary table per area, each with these columns.
-AREAS = ("Throughput", "Sample quality", "Edits", "Detection", "Latent priors")
+AREAS = ("Throughput", "Sample quality", "Edits", "Detection", "Latent priors", "Provenance")
 COLUMNS = ["what is measured", "target", "measured", "met?", "machine", "date", "command", "block"]
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 

@@ -260,19 +260,11 @@ def test_swap_class_needs_a_conditional_model(editor, digits):
 
 @pytest.mark.slow  # the label takes a thousand steps to steer the decoder
 @pytest.mark.skipif("cvae" not in MODELS, reason="the conditional VAE is not registered yet")
-def test_swap_class_with_a_conditional_vae_changes_the_class(tmp_path, mnist_train, digits):
-    run = genforge.train("cvae", "mnist", tmp_path / "cvae", steps=1000, batch_size=64, width=16, latent_dim=8,
-                         progress=False, report=False)
-    editor = Editor(run)
-    x = as_float(digits)
-    not_threes = digits.labels != 3
-    swapped = editor.swap_class(x[not_threes], digits.labels[not_threes], 3)
-    # a tiny model after 1000 steps: 67% here, from 0% before the swap
-    assert (editor.reads(swapped) == 3).float().mean() > 0.5
-
-
 @pytest.mark.slow
 def test_swap_class_moves_a_code_that_holds_the_class(tmp_path, mnist_train, digits, capsys):
+    """The swap with a conditional VAE, in the library and from the command line. (One model for
+    both: a second test of the same swap on a cvae of the default KL weight cost CI 50 s and
+    showed the same thing less clearly, 67% read as the target class.)"""
     # Almost no KL weight: the code keeps the class, and the decoder follows the code, not the label.
     run = genforge.train("cvae", "mnist", tmp_path / "loose", steps=1000, batch_size=64, width=16, latent_dim=16,
                          beta=0.01, progress=False, report=False, prior="none")
