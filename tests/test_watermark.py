@@ -4,6 +4,7 @@ One tiny watermark is trained once per module (32 bits, narrow networks, a coupl
 steps: seconds) and every test reads it; the numbers asserted are what such a small one reaches,
 well short of a benchmark's (BENCHMARKS.md, "Watermark")."""
 
+import importlib.util
 import io
 import json
 from math import comb
@@ -298,4 +299,50 @@ def test_watermark_flags_are_checked_before_any_work(mark, tiny_run, tmp_path, c
     assert "has 3 hex digits" in line
     line = error_line(capsys, "verify", tmp_path / "nothing.png", "--watermark-key", KEY)
     assert "give the watermark too" in line
+    if importlib.util.find_spec("fastapi"):  # the server: refused before any model loads or port opens
+        line = error_line(capsys, "serve", tiny_run, "--watermark-key", KEY)
+        assert line == "genforge: error: --watermark-key is the key to embed: give the watermark too (--watermark DIR)"
+        assert "has 3 hex digits" in error_line(capsys, "serve", tiny_run, "--watermark", mark.path, "--watermark-key", "abc")
     assert not (tmp_path / "s").exists()
+
+
+def test_the_server_marks_what_it_makes_and_reads_what_it_is_sent(mark, serve_runs, digits):
+    """genforge serve --watermark: samples and edit results carry the key, /v1/detect reads it."""
+    pytest.importorskip("fastapi")
+    import base64
+    from fastapi.testclient import TestClient
+    from genforge.serve.app import create_app
+    from genforge.serve.config import ServeConfig
+    from genforge.serve.registry import Registry
+    from genforge.serve.watermark import ServerMark
+    registry = Registry.load([serve_runs["cvae"], serve_runs["cgan"]], serve_runs["detector"])
+    local = "http://127.0.0.1"
+    with TestClient(create_app(ServeConfig(), registry, ServerMark(mark.path, KEY)), base_url=local) as marked, \
+            TestClient(create_app(ServeConfig(), registry), base_url=local) as plain:
+        assert [m["watermarked"] for m in marked.get("/v1/models").json()["models"]] == [True, True]
+        assert not any(m["watermarked"] for m in plain.get("/v1/models").json()["models"])
+        # a sample is the unmarked server's same-seed sample with the key embedded, in the .npz too (to one
+        # 8-bit level: the server marks the model's output before it is rounded, this the rounded copy)
+        body = {"n": 4, "seed": 5, "format": "npz"}
+        arrays = [np.load(io.BytesIO(c.post("/v1/models/cvae/sample", json=body).content))["images"].astype(int)
+                  for c in (plain, marked)]
+        expected = embed(torch.from_numpy(arrays[0]).permute(0, 3, 1, 2).float() / 255, mark, KEY)
+        expected = expected.mul(255).round().permute(0, 2, 3, 1).numpy().astype(int)
+        assert np.abs(arrays[1] - expected).max() <= 1 and np.abs(arrays[1] - arrays[0]).max() > 3
+        # an inpainted box in real digits: the results carry the key (the manifest says so too)
+        edited = marked.post("/v1/models/cvae/edit/inpaint", data={"test_indices": "0,1,2,3,4,5", "box": "11,11,17,17",
+                                                                   "search_steps": "2", "restarts": "1"}).json()
+        results = [base64.b64decode(text) for text in edited["images"]]
+        readings = [read_marks(torch.from_numpy(np.asarray(Image.open(io.BytesIO(r))).copy())[None, None].float() / 255,
+                               mark, KEY)[0] for r in results]
+        assert sum(r["marked"] for r in readings) >= 5, readings
+        # /v1/detect: a JPEG of a marked result is read as marked, a real digit is not
+        jpeg = io.BytesIO()
+        Image.open(io.BytesIO(results[0])).save(jpeg, format="JPEG", quality=90)
+        real = io.BytesIO()
+        Image.fromarray(digits[7, 0].mul(255).round().byte().numpy()).save(real, format="PNG")
+        files = [("images", ("copy.jpg", jpeg.getvalue(), "image/jpeg")), ("images", ("real.png", real.getvalue(), "image/png"))]
+        verdicts = marked.post("/v1/detect", files=files).json()["results"]
+        assert [v["watermark"]["marked"] for v in verdicts] == [True, False]
+        assert verdicts[0]["watermark"]["matches"] == KEY and verdicts[0]["provenance"]["status"] == "none"
+        assert all(v["watermark"] is None for v in plain.post("/v1/detect", files=files).json()["results"])

@@ -53,6 +53,9 @@ def add_parser(sub) -> None:
                    "only requests addressed to 127.0.0.1, localhost or [::1] (a page whose domain is made to point "
                    "at this machine is refused: DNS rebinding); add a name it may be called by; repeat for more")
     p.add_argument("--device", type=device_name, default="cpu", help="run the models on cpu, cuda or cuda:N")
+    p.add_argument("--watermark", metavar="MARK_DIR", help="embed this watermark's key (genforge watermark train) "
+                   "in every image made for the models of its image shape, and read it in /v1/detect's uploads")
+    p.add_argument("--watermark-key", metavar="HEX", help="the key to embed and read (default: the watermark's own)")
     p.set_defaults(run=run)
 
 
@@ -63,6 +66,16 @@ def serve_config(args):
     key = args.api_key if args.api_key is not None else os.environ.get("GENFORGE_API_KEY") or None
     return ServeConfig(host=args.host, api_key=key, device=args.device, cors_origins=args.cors_origin or [],
                        allowed_hosts=args.allowed_host or [], **given)
+
+
+def server_mark(args):
+    """The ServerMark of --watermark (serve/watermark.py), or None; a bad directory or key is one line."""
+    if args.watermark_key and not args.watermark:
+        raise GenforgeError("--watermark-key is the key to embed: give the watermark too (--watermark DIR)")
+    if not args.watermark:
+        return None
+    from ..serve.watermark import ServerMark
+    return ServerMark(args.watermark, args.watermark_key)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -104,12 +117,17 @@ def run(args) -> int:
     from ..serve.app import create_app
     from ..serve.registry import Registry
     config = serve_config(args)  # a bad value or --host without a key: refused before any model loads
+    watermark = server_mark(args)
     registry = Registry.load(args.run_dirs, args.detector, config.device)
     sock = listening_socket(config.host, config.port)
-    server = make_server(create_app(config, registry))
+    server = make_server(create_app(config, registry, watermark))
     port = sock.getsockname()[1]
     print(f"genforge: serving {len(registry.names)} model(s) at {address(config.host, port)}  (Ctrl-C stops)",
           flush=True)
+    if watermark is not None:
+        marked = [name for name in registry.names if watermark.fits(registry.get(name))]
+        print(f"genforge: watermark {args.watermark} (key {watermark.key}) marks the images of "
+              f"{', '.join(marked) or 'none of the models (their image shape differs)'}", flush=True)
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled once it has stopped cleanly

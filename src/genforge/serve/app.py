@@ -53,8 +53,10 @@ The API answers under <a href="/v1/models">/v1</a>; its schema is at <a href="/o
 </body></html>"""
 
 
-def create_app(config: ServeConfig, registry: Registry | None = None) -> FastAPI:
-    """The app serving `registry`'s models under `config`'s limits (no registry: no models, /readyz 503)."""
+def create_app(config: ServeConfig, registry: Registry | None = None, watermark=None) -> FastAPI:
+    """The app serving `registry`'s models under `config`'s limits (no registry: no models, /readyz 503).
+    `watermark` (serve/watermark.py ServerMark): the key embedded in the images it makes for the models
+    of its shape, and read by /v1/detect."""
     registry = registry if registry is not None else Registry()
     # /docs is FastAPI's Swagger UI, which loads its script and style from a CDN: it needs the
     # internet. The page at / and everything under /v1 work offline; /openapi.json is local too.
@@ -63,6 +65,7 @@ def create_app(config: ServeConfig, registry: Registry | None = None) -> FastAPI
                   '`{"error": {"status", "message", "field"}}`.')
     state = app.state
     state.config, state.registry, state.metrics = config, registry, ServeMetrics()
+    state.watermark = watermark
     # every PNG the server answers (samples, edits, slider images) is signed with this machine's
     # key (genforge keys); made here at the first start, so a key that cannot be made stops the start
     state.signing_key = signing_key()

@@ -36,13 +36,16 @@ Progress = Callable[[float, str], None]
 
 
 def run_edit(editor: Editor, op: str, images: torch.Tensor, labels: torch.Tensor | None, params: Mapping,
-             progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> dict:
+             progress: Progress | None = None, cancelled: Callable[[], bool] | None = None,
+             mark: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
     """Edit `images` (uint8 (N, C, H, W) at the model's shape; `labels` (N,) in the run's labelling,
     or None: the classifier reads them) with `op`. `params` holds the form's fields by name: to,
     from, label_only, strength, steps, method, mask (a float tensor, 1 = missing) or box, blend,
     samples, num_directions, span, search_steps, restarts, seed; absent ones take `genforge edit`'s
     defaults. `progress(fraction, message)` hears of each latent-search step; `cancelled()` is
     asked after each (and before and after the edit), and a True stops the edit with JobCancelled.
+    `mark` (the server's watermark, serve/watermark.py) is applied to the results and frames
+    before they are encoded, after the classifier's and the detector's readings.
 
     Answers {op, images, inputs, frames, gif, reads_before, reads_after, realism_before,
     realism_after, summary} (see `outcome_json`)."""
@@ -63,6 +66,11 @@ def run_edit(editor: Editor, op: str, images: torch.Tensor, labels: torch.Tensor
     finally:
         _keep_caches(editor, mine)
     _check(stop)
+    if mark is not None:
+        if outcome.results is not None:
+            outcome.results = mark(outcome.results)
+        if outcome.frames is not None:
+            outcome.frames = mark(outcome.frames.flatten(0, 1)).view_as(outcome.frames)
     report(0.99, f"{op}: encoding the results")
     return outcome_json(outcome, mine.class_names)
 

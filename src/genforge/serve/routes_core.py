@@ -58,6 +58,8 @@ class ModelInfo(BaseModel):
     latent_dim: int
     prior: str = Field(description="the latent prior sampling draws from: gmm, flow, or none (N(0, I))")
     capabilities: list[str] = Field(description="from sample, classes, encode, invert, directions, edit, detect")
+    watermarked: bool = Field(False, description="the images made for this model carry the server's watermark "
+                              "key in their pixels (genforge serve --watermark; its image shape only)")
 
 
 class DetectorInfo(BaseModel):
@@ -113,6 +115,16 @@ class Provenance(BaseModel):
                                         "signer, failures; null: none")
 
 
+class WatermarkReading(BaseModel):
+    key: str = Field(description="the bits read, in hex")
+    matches: str | None = Field(description="the server's key, which the reading is compared with")
+    bits_agree: int = Field(description="bits that agree with it")
+    bits: int = Field(description="bits a key holds")
+    p_value: float = Field(description="the chance that an unmarked image agrees on that many bits or more "
+                           "(binomial), times the places tried for a crop")
+    marked: bool = Field(description="p_value at most 1e-6: the image carries the server's key")
+
+
 class Verdict(BaseModel):
     name: str = Field(description="the uploaded file's name")
     probability: float = Field(description="probability that the image is generated or edited")
@@ -122,6 +134,8 @@ class Verdict(BaseModel):
     heatmap: str = Field(description="base64 PNG of the image with its likely edited regions in red")
     provenance: Provenance = Field(description="the upload's signed genforge manifest, read from its PNG chunk "
                                    "(genforge verify)")
+    watermark: WatermarkReading | None = Field(None, description="the server's watermark read in the upload's "
+                                               "pixels (genforge serve --watermark); null: the server has none")
 
 
 class Detection(BaseModel):
@@ -227,13 +241,18 @@ ops = APIRouter(tags=["operations"])
         summary="The loaded models, what each can do, and the detector")
 async def list_models(request: Request) -> dict:
     registry = request.app.state.registry
-    return {"models": [registry.info(name) for name in registry.names], "detector": registry.detector_info()}
+    return {"models": [_info(request, name) for name in registry.names], "detector": registry.detector_info()}
+
+
+def _info(request: Request, name: str) -> dict:
+    registry = request.app.state.registry
+    return {**registry.info(name), "watermarked": marker_for(request, registry.get(name)) is not None}
 
 
 @v1.get("/models/{name}", response_model=ModelInfo, responses=error_responses(*V1_ERRORS, 404),
         summary="One model: its shape, classes, prior and capabilities")
 async def model_info(name: str, request: Request) -> dict:
-    return request.app.state.registry.info(name)
+    return _info(request, name)
 
 
 def check_count(value: int, field: str, request: Request) -> None:
@@ -297,6 +316,9 @@ async def sample(name: str, body: SampleRequest, request: Request):
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
     images, labels = await state.batchers[f"{name}/sample"].submit(
         Draw(body.n, seed, label, body.temperature), body.n)
+    marker = marker_for(request, model)
+    if marker is not None:  # in the pixels of every format, the .npz's arrays included
+        images = await in_worker(request, marker.images, images)
     labels = labels.tolist() if labels is not None else None
     fmt = wanted_format(body, request.headers.get("accept", ""))
     headers = {"X-Seed": str(seed), **({"X-Labels": ",".join(map(str, labels))} if labels is not None else {})}
@@ -304,7 +326,8 @@ async def sample(name: str, body: SampleRequest, request: Request):
         arrays = {"images": to_uint8(images), "seed": np.array(seed, dtype=np.int64),
                   **({"labels": np.array(labels, dtype=np.int64)} if labels is not None else {})}
         return Response(await in_worker(request, lambda: npz_bytes(**arrays)), media_type=NPZ, headers=headers)
-    params = {"n": body.n, "seed": seed, "label": label, "temperature": body.temperature, "prior": model.prior_kind}
+    params = {"n": body.n, "seed": seed, "label": label, "temperature": body.temperature, "prior": model.prior_kind,
+              "watermark": marker is not None}
     signer = await in_worker(request, make_signer, request, model, "sample", params)
     if fmt == "grid":
         return Response(await in_worker(request, lambda: signer.png_bytes(make_grid(images))),
@@ -313,6 +336,12 @@ async def sample(name: str, body: SampleRequest, request: Request):
         [b64(signer.png_bytes(picture, index=i)) for i, picture in enumerate(to_uint8(images))],
         b64(signer.png_bytes(make_grid(images)))))
     return JSONResponse({"seed": seed, "labels": labels, "images": pictures, "grid": grid}, headers=headers)
+
+
+def marker_for(request: Request, model: Model):
+    """The server's watermark (serve/watermark.py) where it marks this model's images, else None."""
+    marker = request.app.state.watermark
+    return marker if marker is not None and marker.fits(model) else None
 
 
 def make_signer(request: Request, model: Model, operation: str, parameters: dict, inputs=None) -> Signer:
@@ -348,10 +377,13 @@ async def detect(request: Request,
     x = await in_worker(request, read_uploads, uploads, registry.detector.image_shape, state.config.max_pixels)
     probs, soft, heatmaps = await state.batchers["detector/detect"].submit(x, len(x))
     provenance = await in_worker(request, read_provenance, uploads)
+    marker = state.watermark
+    marks = (await in_worker(request, lambda: [marker.read(data) for _, data in uploads]) if marker is not None
+             else [None] * len(uploads))
     threshold = float(registry.detector_card["threshold"])
     results = [{"name": filename[:200], "probability": p, "verdict": "generated/edited" if p >= threshold else "real",
-                "soft": s, "heatmap": h, "provenance": signed}
-               for (filename, _), p, s, h, signed in zip(uploads, probs, soft, heatmaps, provenance)]
+                "soft": s, "heatmap": h, "provenance": signed, "watermark": mark}
+               for (filename, _), p, s, h, signed, mark in zip(uploads, probs, soft, heatmaps, provenance, marks)]
     return {"results": results, "threshold": threshold}
 
 

@@ -29,7 +29,8 @@ from ..report.grid import to_uint8
 from .editing import RESTARTS, SEARCH_STEPS, model_directions, run_edit, traverse_image
 from .errors import ApiError
 from .limits import b64, read_image_upload
-from .routes_core import MAX_SEED, V1_ERRORS, check_count, error_responses, in_worker, make_signer, resolve_label
+from .routes_core import (MAX_SEED, V1_ERRORS, check_count, error_responses, in_worker, make_signer, marker_for,
+                          resolve_label)
 
 MAX_SEARCH_STEPS = 1000  # latent search's Adam steps per request, at most
 MAX_RESTARTS = 8
@@ -143,12 +144,13 @@ class Prepared:
     of the PNGs it answers (provenance: each result names the edit and its input)."""
 
     def __init__(self, editor, op: str, images: torch.Tensor, labels: torch.Tensor | None, params: dict,
-                 signer=None):
+                 signer=None, marker=None):
         self.editor, self.op, self.images, self.labels, self.params = editor, op, images, labels, params
-        self.signer = signer
+        self.signer, self.marker = signer, marker
 
     def run(self, progress=None, cancelled=None) -> dict:
-        result = run_edit(self.editor, self.op, self.images, self.labels, self.params, progress, cancelled)
+        result = run_edit(self.editor, self.op, self.images, self.labels, self.params, progress, cancelled,
+                          mark=self.marker.images if self.marker is not None else None)
         return sign_result(result, self.signer) if self.signer is not None else result
 
 
@@ -220,8 +222,10 @@ async def prepare(request: Request, name: str, op: str, form: EditForm) -> Prepa
     editor = await in_worker(request, registry.editor, name)
     recorded = {**form.params, "mask": form.mask_file is not None and op == "inpaint",
                 "test_indices": form.test_indices}
-    signer = await in_worker(request, make_signer, request, model, f"edit:{op}", recorded, images)
-    return Prepared(editor, op, images, labels, params, signer)
+    marker = marker_for(request, model)
+    signer = await in_worker(request, make_signer, request, model, f"edit:{op}",
+                             {**recorded, "watermark": marker is not None}, images)
+    return Prepared(editor, op, images, labels, params, signer, marker)
 
 
 def _test_images(registry, name: str, text: str, request: Request) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -315,11 +319,15 @@ async def traverse(request: Request, name: str, body: TraverseRequest) -> Respon
     if len(body.offsets) > len(found["directions"]):
         raise ApiError(422, f"offsets: model {name!r} has {len(found['directions'])} directions, got "
                        f"{len(body.offsets)} offsets", "offsets")
+    marker = marker_for(request, model)
     params = {"seed": body.seed, "label": label, "offsets": body.offsets, "temperature": body.temperature,
-              "method": found["method"]}
+              "method": found["method"], "watermark": marker is not None}
     signer = await in_worker(request, make_signer, request, model, "traverse", params)
-    image = await in_worker(request, lambda: signer.png_bytes(to_uint8(
-        traverse_image(model, found, body.seed, label, body.offsets, body.temperature)[None])[0]))
+
+    def picture() -> bytes:
+        image = traverse_image(model, found, body.seed, label, body.offsets, body.temperature)[None]
+        return signer.png_bytes(to_uint8(marker.images(image) if marker is not None else image)[0])
+    image = await in_worker(request, picture)
     return Response(image, media_type="image/png", headers={"X-Seed": str(body.seed)})
 
 
