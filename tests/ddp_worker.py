@@ -42,10 +42,12 @@ def main(out: str, steps: int, batch: int, resume: bool) -> None:
                                   dtype=torch.uint8))
     model = Plain()
     config = TrainConfig(steps=steps, batch_size=batch, seed=3, log_every=5, sample_every=10_000)
+    finished = False
     try:
         train(model, data, out, config, resume=resume, progress=False, group=group)
+        finished = True
     finally:
-        stop(group)
+        stop(group, finished)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,13 @@ def worker(out: Path, steps: int, batch: int, nproc: int, resume: bool = False) 
                               capture_output=True, text=True, timeout=120)
     else:
         done = torchrun(WORKER, out, steps, batch, *extra, nproc=nproc, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, failure(done)
+
+
+def failure(done: subprocess.CompletedProcess) -> str:
+    """What a failed job printed: the ranks' own lines come first, torchrun's summary last."""
+    err = done.stderr
+    return err if len(err) <= 4000 else f"{err[:2000]}\n[...]\n{err[-2000:]}"
 
 
 def rows(run: Path) -> list[dict]:
@@ -110,7 +116,7 @@ def test_torchrun_trains_a_vae_into_one_run_directory_and_a_single_process_resum
     run = tmp_path / "vae"
     done = torchrun("-m", "genforge", "train", "--model", "vae", "--dataset", "mnist", "--steps", 10,
                     "--log-every", 5, "--batch-size", 16, "--out", run, "--no-progress", "--prior", "none")
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, failure(done)
     assert done.stdout.count("trained vae") == 1  # rank 0 speaks for the job
     cfg = json.loads((run / "config.json").read_text())["train"]
     assert (cfg["world_size"], cfg["batch_size"], cfg["global_batch_size"]) == (2, 16, 32)
@@ -121,7 +127,7 @@ def test_torchrun_trains_a_vae_into_one_run_directory_and_a_single_process_resum
     # one process goes on with the same global batch
     done = genforge_cli("train", "--resume", "--out", run, "--steps", 20, "--log-every", 5, "--no-progress",
                         "--prior", "none")
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, failure(done)
     cfg = json.loads((run / "config.json").read_text())["train"]
     assert (cfg["world_size"], cfg["batch_size"], cfg["global_batch_size"]) == (1, 32, 32)
     assert [r["step"] for r in rows(run)] == [5, 10, 15, 20]
@@ -133,14 +139,14 @@ def test_torchrun_trains_a_gan_and_resumes_it_on_two_ranks(tmp_path, mnist_train
     args = ["-m", "genforge", "train", "--model", "cgan", "--dataset", "mnist", "--log-every", 5,
             "--batch-size", 16, "--out", run, "--no-progress"]
     done = torchrun(*args, "--steps", 10, "--eval-every", 10, "--eval-n", 200)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, failure(done)
     # each rank sampled and embedded 100, rank 0 gathered the features and wrote the metrics once
     evals = [json.loads(line) for line in (run / "evals.jsonl").read_text().splitlines()]
     assert [e["step"] for e in evals] == [10]
     assert all(e["n_fake"] == 200 and 0 < e["fid"] < float("inf") for e in evals)
     first = read_safetensors(run / "checkpoint.safetensors")[0]
     done = torchrun(*args, "--steps", 15, "--resume")
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, failure(done)
     assert [r["step"] for r in rows(run)] == [5, 10, 15]
     assert {"loss_d", "loss_g"} <= set(rows(run)[-1])
     later = read_safetensors(run / "checkpoint.safetensors")[0]

@@ -246,15 +246,18 @@ def train(model: str = "vae", dataset: str = "fashion-mnist", out: str | Path = 
     seconds without an answer from another rank end the job. `sync_bn` computes BatchNorm's
     statistics over the global batch (torch's SyncBatchNorm: GPUs only)."""
     group, device = start_distributed(device, dist_timeout)
+    finished = False
     try:
-        return _train(model, dataset, out, group, steps=steps, epochs=epochs, minutes=minutes, seed=seed,
-                      batch_size=batch_size, data_dir=data_dir, image_size=image_size, channels=channels,
-                      device=device, resume=resume, progress=progress, report=report, sample_every=sample_every,
-                      log_every=log_every, checkpoint_minutes=checkpoint_minutes, eval_every=eval_every,
-                      eval_n=eval_n, max_rollbacks=max_rollbacks, prior=prior, precision=precision,
-                      labels=labels, background=background, sync_bn=sync_bn, model_config=model_config)
+        trained = _train(model, dataset, out, group, steps=steps, epochs=epochs, minutes=minutes, seed=seed,
+                       batch_size=batch_size, data_dir=data_dir, image_size=image_size, channels=channels,
+                       device=device, resume=resume, progress=progress, report=report, sample_every=sample_every,
+                       log_every=log_every, checkpoint_minutes=checkpoint_minutes, eval_every=eval_every,
+                       eval_n=eval_n, max_rollbacks=max_rollbacks, prior=prior, precision=precision,
+                       labels=labels, background=background, sync_bn=sync_bn, model_config=model_config)
+        finished = True
+        return trained
     finally:
-        stop_distributed(group)
+        stop_distributed(group, finished)
 
 
 def _train(model, dataset, out, group: Group, *, steps, epochs, minutes, seed, batch_size, data_dir, image_size,
