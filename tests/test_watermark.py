@@ -346,3 +346,7 @@ def test_the_server_marks_what_it_makes_and_reads_what_it_is_sent(mark, serve_ru
         assert [v["watermark"]["marked"] for v in verdicts] == [True, False]
         assert verdicts[0]["watermark"]["matches"] == KEY and verdicts[0]["provenance"]["status"] == "none"
         assert all(v["watermark"] is None for v in plain.post("/v1/detect", files=files).json()["results"])
+        tiny = io.BytesIO()
+        Image.new("L", (6, 6), 40).save(tiny, format="PNG")  # too small to hold a mark: judged, not read
+        answer = marked.post("/v1/detect", files=[("images", ("tiny.png", tiny.getvalue(), "image/png"))])
+        assert answer.status_code == 200 and answer.json()["results"][0]["watermark"] is None

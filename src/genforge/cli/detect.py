@@ -240,9 +240,14 @@ def watermarks_of(items, mark, key: str | None) -> list[dict]:
     provenance/watermark/read.py."""
     from ..provenance.watermark import read_marks
     from ..provenance.watermark.files import to_tensor
-    # grey <-> RGB is converted by the reader as data sets convert it
-    return [read_marks(to_tensor(item.original) if item.original is not None else item.image[None], mark, key)[0]
-            for item in items]
+    out = []
+    for item in items:  # grey <-> RGB is converted by the reader as data sets convert it
+        try:
+            out.append(read_marks(to_tensor(item.original) if item.original is not None else item.image[None],
+                                  mark, key)[0])
+        except GenforgeError as e:  # an image too small to hold a mark: judged all the same
+            out.append({"error": str(e), "marked": False})
+    return out
 
 
 def watermark_note(result: dict | None) -> str:

@@ -112,8 +112,10 @@ def run(args) -> int:
                             inputs=images.images, c2pa=args.c2pa)
     outcome = run_edit_request(editor, images, edit_request(args))
     if mark is not None:  # after the classifier's and the detector's readings, which saw the unmarked results
-        outcome.results = mark(outcome.results) if outcome.results is not None else None
-        outcome.frames = mark(outcome.frames.flatten(0, 1)).view_as(outcome.frames) if outcome.frames is not None else None
+        if outcome.results is not None:
+            outcome.results = mark(outcome.results)
+        if outcome.frames is not None:
+            outcome.frames = mark(outcome.frames.flatten(0, 1)).view_as(outcome.frames)
     summary = outcome.summary(write_outcome(args, outcome, signer))
     print(summary)
     if args.report:

@@ -135,7 +135,8 @@ class Verdict(BaseModel):
     provenance: Provenance = Field(description="the upload's signed genforge manifest, read from its PNG chunk "
                                    "(genforge verify)")
     watermark: WatermarkReading | None = Field(None, description="the server's watermark read in the upload's "
-                                               "pixels (genforge serve --watermark); null: the server has none")
+                                               "pixels (genforge serve --watermark); null: the server has none, or the "
+                                               "image is under 8x8 pixels, too small to hold one")
 
 
 class Detection(BaseModel):

@@ -13,7 +13,6 @@ import io
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..provenance.watermark import check_key, embed, load_watermark, read_marks
 from ..provenance.watermark.files import to_tensor
@@ -37,15 +36,14 @@ class ServerMark:
         """(N, C, H, W) in [0, 1] -> the same, marked (at 8-bit levels), on x's device."""
         return embed(x.detach().cpu().float(), self.mark, self.key).to(x.device)
 
-    def picture(self, image: Image.Image) -> Image.Image:
-        """One PIL picture of the watermark's shape, marked."""
-        arr = np.asarray(image, dtype=np.uint8)
-        marked = self.images(to_tensor(arr))[0].permute(1, 2, 0).mul(255).round().byte().numpy()
-        return Image.fromarray(marked[..., 0] if marked.shape[-1] == 1 else marked)
-
-    def read(self, data: bytes) -> dict:
+    def read(self, data: bytes) -> dict | None:
         """The reading of an uploaded file at its own size (already checked and decoded once by the
-        detect route's reader, so the pixel limits hold), against the server's key."""
+        detect route's reader, so the pixel limits hold), against the server's key; None for an
+        image too small to hold a mark (under 8x8), which is judged all the same."""
         from ..data.folder import open_image
+        from ..errors import GenforgeError
         im, _ = open_image(io.BytesIO(data), self.mark.image_shape[0])
-        return read_marks(to_tensor(np.asarray(im, dtype=np.uint8)), self.mark, self.key)[0]
+        try:
+            return read_marks(to_tensor(np.asarray(im, dtype=np.uint8)), self.mark, self.key)[0]
+        except GenforgeError:
+            return None

@@ -18,5 +18,5 @@ from .store import Watermark, load_watermark
 from .train import MarkTraining, train_watermark
 from .nets import MarkConfig
 
-__all__ = ["read_marks", "read_files", "describe", "embed", "p_value", "threshold", "DEFAULT_FPR", "train_watermark", "MarkTraining",
-           "MarkConfig", "Watermark", "load_watermark", "check_key", "key_to_bits", "bits_to_key", "random_key"]
+__all__ = ["read_marks", "read_files", "describe", "embed", "p_value", "threshold", "DEFAULT_FPR",
+           "train_watermark", "MarkTraining", "MarkConfig", "Watermark", "load_watermark", "check_key", "key_to_bits", "bits_to_key", "random_key"]
