@@ -17,8 +17,8 @@ from PIL import Image
 import genforge
 from genforge.cli import main
 from genforge.errors import GenforgeError
-from genforge.provenance.watermark import (bits_to_key, embed, key_to_bits, load_watermark, p_value, read_marks,
-                                           threshold, train_watermark)
+from genforge.provenance.watermark import (Marker, bits_to_key, embed, key_to_bits, load_watermark, p_value,
+                                           read_marks, threshold, train_watermark)
 from genforge.provenance.watermark.distortions import attack
 from genforge.provenance.watermark.finetune import finetune_run, key_accuracy
 
@@ -314,10 +314,9 @@ def test_the_server_marks_what_it_makes_and_reads_what_it_is_sent(mark, serve_ru
     from genforge.serve.app import create_app
     from genforge.serve.config import ServeConfig
     from genforge.serve.registry import Registry
-    from genforge.serve.watermark import ServerMark
     registry = Registry.load([serve_runs["cvae"], serve_runs["cgan"]], serve_runs["detector"])
     local = "http://127.0.0.1"
-    with TestClient(create_app(ServeConfig(), registry, ServerMark(mark.path, KEY)), base_url=local) as marked, \
+    with TestClient(create_app(ServeConfig(), registry, Marker(mark.path, KEY)), base_url=local) as marked, \
             TestClient(create_app(ServeConfig(), registry), base_url=local) as plain:
         assert [m["watermarked"] for m in marked.get("/v1/models").json()["models"]] == [True, True]
         assert not any(m["watermarked"] for m in plain.get("/v1/models").json()["models"])

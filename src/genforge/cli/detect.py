@@ -149,7 +149,7 @@ def judge(args) -> int:
         from ..provenance.watermark import check_key, load_watermark
         mark = load_watermark(args.watermark)
         if args.watermark_key:
-            check_key(args.watermark_key, mark.bits)
+            check_key(args.watermark_key, mark.bits)  # before any work
     threshold = card["threshold"] if args.threshold is None else args.threshold
     trained_on = card.get("training", {}).get("real", "")
     items, sources = [], []
@@ -238,16 +238,12 @@ def provenance_of(files: list[Path | None]) -> list[dict]:
 def watermarks_of(items, mark, key: str | None) -> list[dict]:
     """The watermark reading of each image's own pixels as read (not the detector's resized copy):
     provenance/watermark/read.py."""
-    from ..provenance.watermark import read_marks
+    from ..provenance.watermark import read_pictures
     from ..provenance.watermark.files import to_tensor
-    out = []
-    for item in items:  # grey <-> RGB is converted by the reader as data sets convert it
-        try:
-            out.append(read_marks(to_tensor(item.original) if item.original is not None else item.image[None],
-                                  mark, key)[0])
-        except GenforgeError as e:  # an image too small to hold a mark: judged all the same
-            out.append({"error": str(e), "marked": False})
-    return out
+    # grey <-> RGB is converted by the reader as data sets convert it; an image too small to hold
+    # a mark gets an error entry and is judged all the same
+    return read_pictures([to_tensor(item.original) if item.original is not None else item.image[None]
+                          for item in items], mark, key)
 
 
 def watermark_note(result: dict | None) -> str:

@@ -70,15 +70,12 @@ def watermark_for(args, image_shape: tuple[int, int, int]):
         raise GenforgeError("--watermark-key is the key to embed: give the watermark too (--watermark DIR)")
     if not args.watermark:
         return None
-    from ..provenance.watermark import check_key, embed, load_watermark
-    mark = load_watermark(args.watermark, "cpu")
-    if tuple(image_shape) != mark.image_shape:
-        raise GenforgeError(f"--watermark {args.watermark} marks {'x'.join(map(str, mark.image_shape))} images "
+    from ..provenance.watermark import Marker
+    marker = Marker(args.watermark, args.watermark_key)
+    if not marker.fits(image_shape):
+        raise GenforgeError(f"--watermark {args.watermark} marks {'x'.join(map(str, marker.mark.image_shape))} images "
                             f"(channels x height x width); this model makes {'x'.join(map(str, image_shape))}")
-    if args.watermark_key is None and mark.key is None:
-        raise GenforgeError(f"--watermark {args.watermark} has no key of its own; give one (--watermark-key HEX)")
-    key = check_key(args.watermark_key, mark.bits) if args.watermark_key else mark.key
-    return lambda images: embed(images.cpu(), mark, key).to(images.device)
+    return marker.images
 
 
 def check_signing(args, writes_png: bool) -> None:

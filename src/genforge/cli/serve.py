@@ -69,13 +69,14 @@ def serve_config(args):
 
 
 def server_mark(args):
-    """The ServerMark of --watermark (serve/watermark.py), or None; a bad directory or key is one line."""
+    """The Marker of --watermark (provenance/watermark/marker.py), or None; a bad directory or key is
+    one line."""
     if args.watermark_key and not args.watermark:
         raise GenforgeError("--watermark-key is the key to embed: give the watermark too (--watermark DIR)")
     if not args.watermark:
         return None
-    from ..serve.watermark import ServerMark
-    return ServerMark(args.watermark, args.watermark_key)
+    from ..provenance.watermark import Marker
+    return Marker(args.watermark, args.watermark_key)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -125,7 +126,7 @@ def run(args) -> int:
     print(f"genforge: serving {len(registry.names)} model(s) at {address(config.host, port)}  (Ctrl-C stops)",
           flush=True)
     if watermark is not None:
-        marked = [name for name in registry.names if watermark.fits(registry.get(name))]
+        marked = [name for name in registry.names if watermark.fits(registry.get(name).image_shape)]
         print(f"genforge: watermark {args.watermark} (key {watermark.key}) marks the images of "
               f"{', '.join(marked) or 'none of the models (their image shape differs)'}", flush=True)
     try:

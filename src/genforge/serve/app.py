@@ -55,7 +55,7 @@ The API answers under <a href="/v1/models">/v1</a>; its schema is at <a href="/o
 
 def create_app(config: ServeConfig, registry: Registry | None = None, watermark=None) -> FastAPI:
     """The app serving `registry`'s models under `config`'s limits (no registry: no models, /readyz 503).
-    `watermark` (serve/watermark.py ServerMark): the key embedded in the images it makes for the models
+    `watermark` (a provenance.watermark.Marker): the key embedded in the images it makes for the models
     of its shape, and read by /v1/detect."""
     registry = registry if registry is not None else Registry()
     # /docs is FastAPI's Swagger UI, which loads its script and style from a CDN: it needs the

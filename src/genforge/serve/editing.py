@@ -44,7 +44,7 @@ def run_edit(editor: Editor, op: str, images: torch.Tensor, labels: torch.Tensor
     samples, num_directions, span, search_steps, restarts, seed; absent ones take `genforge edit`'s
     defaults. `progress(fraction, message)` hears of each latent-search step; `cancelled()` is
     asked after each (and before and after the edit), and a True stops the edit with JobCancelled.
-    `mark` (the server's watermark, serve/watermark.py) is applied to the results and frames
+    `mark` (the server's watermark: provenance.watermark.Marker.images) is applied to the results and frames
     before they are encoded, after the classifier's and the detector's readings.
 
     Answers {op, images, inputs, frames, gif, reads_before, reads_after, realism_before,

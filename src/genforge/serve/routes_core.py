@@ -340,9 +340,9 @@ async def sample(name: str, body: SampleRequest, request: Request):
 
 
 def marker_for(request: Request, model: Model):
-    """The server's watermark (serve/watermark.py) where it marks this model's images, else None."""
+    """The server's watermark (a provenance.watermark.Marker) where it marks this model's images, else None."""
     marker = request.app.state.watermark
-    return marker if marker is not None and marker.fits(model) else None
+    return marker if marker is not None and marker.fits(model.image_shape) else None
 
 
 def make_signer(request: Request, model: Model, operation: str, parameters: dict, inputs=None) -> Signer:
@@ -379,7 +379,7 @@ async def detect(request: Request,
     probs, soft, heatmaps = await state.batchers["detector/detect"].submit(x, len(x))
     provenance = await in_worker(request, read_provenance, uploads)
     marker = state.watermark
-    marks = (await in_worker(request, lambda: [marker.read(data) for _, data in uploads]) if marker is not None
+    marks = (await in_worker(request, marker.read_uploads, [data for _, data in uploads]) if marker is not None
              else [None] * len(uploads))
     threshold = float(registry.detector_card["threshold"])
     results = [{"name": filename[:200], "probability": p, "verdict": "generated/edited" if p >= threshold else "real",

@@ -9,14 +9,17 @@
 One idea per module: bits (hex keys), jpeg (the real codec and a differentiable stand-in),
 distortions (what a shared image meets), nets (embedder and extractor), store (the watermark
 directory), train (training both networks), read (embedding, reading, the binomial p-value),
-evaluate (bit accuracy, TPR at an FPR, PSNR), finetune (a key in a model's generator).
+evaluate (bit accuracy, TPR at an FPR, PSNR), finetune (a key in a model's generator), files
+(image files as the watermark reads them), marker (a watermark and its key, as sample, edit and
+the server hold them).
 """
 
 from .bits import bits_to_key, check_key, key_to_bits, random_key
-from .read import DEFAULT_FPR, describe, embed, p_value, read_files, read_marks, threshold
+from .read import DEFAULT_FPR, describe, embed, p_value, read_files, read_marks, read_pictures, threshold
 from .store import Watermark, load_watermark
 from .train import MarkTraining, train_watermark
 from .nets import MarkConfig
+from .marker import Marker
 
-__all__ = ["read_marks", "read_files", "describe", "embed", "p_value", "threshold", "DEFAULT_FPR",
+__all__ = ["read_marks", "read_files", "read_pictures", "describe", "Marker", "embed", "p_value", "threshold", "DEFAULT_FPR",
            "train_watermark", "MarkTraining", "MarkConfig", "Watermark", "load_watermark", "check_key", "key_to_bits", "bits_to_key", "random_key"]

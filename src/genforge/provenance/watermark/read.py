@@ -171,21 +171,41 @@ def embed_bits(images: torch.Tensor, mark: Watermark, bits: torch.Tensor) -> tor
     return torch.cat(out)
 
 
+def read_pictures(pictures: list[torch.Tensor], mark_dir: str | Path | Watermark, key: str | None = None,
+                  fpr: float = DEFAULT_FPR) -> list[dict]:
+    """`read_marks` of pictures (1, C, H, W) of any sizes, in order: those of one size are read in
+    one batch. A picture too small to hold a mark gets {"error": why, "marked": False}."""
+    mark = load_watermark(mark_dir)
+    if key is not None:
+        check_key(key, mark.bits)  # a bad key is one error for all, not a reading per picture
+    out: list[dict | None] = [None] * len(pictures)
+    by_shape: dict[tuple, list[int]] = {}
+    for i, picture in enumerate(pictures):
+        by_shape.setdefault(tuple(picture.shape[1:]), []).append(i)
+    for indices in by_shape.values():
+        try:
+            readings = read_marks(torch.cat([pictures[i] for i in indices]), mark, key, fpr)
+        except GenforgeError as e:  # too small to read, or of a channel count no data set has
+            readings = [{"error": str(e), "marked": False}] * len(indices)
+        for i, reading in zip(indices, readings):
+            out[i] = reading
+    return out
+
+
 def read_files(paths: list[str | Path], mark_dir: str | Path | Watermark, key: str | None = None,
                fpr: float = DEFAULT_FPR) -> list[dict]:
-    """`read_marks` of each image file at its own size (grey or RGB as the watermark's,
+    """`read_pictures` of image files at their own size (grey or RGB as the watermark's,
     transparency composited onto white); a file that cannot be read gets {"error": why} instead."""
     from .files import read_picture
     mark = load_watermark(mark_dir)
-    out = []
-    for path in paths:
+    pictures, unreadable = [], {}
+    for i, path in enumerate(paths):
         try:
-            picture = read_picture(Path(path), mark.image_shape[0])
+            pictures.append(read_picture(Path(path), mark.image_shape[0]))
         except GenforgeError as e:
-            out.append({"error": str(e)})
-            continue
-        out.append(read_marks(picture, mark, key, fpr)[0])
-    return out
+            unreadable[i] = {"error": str(e)}
+    readings = iter(read_pictures(pictures, mark, key, fpr))
+    return [unreadable[i] if i in unreadable else next(readings) for i in range(len(paths))]
 
 
 def describe(result: dict) -> str:
